@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fieldbridge/gateway/gateway"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gateway-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "gateway")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestEveryExampleConfigValidates(t *testing.T) {
+	files, err := filepath.Glob("../../configs/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no configs found: %v", err)
+	}
+	env := func(string) (string, bool) { return "example", true }
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := gateway.Load(f, registry(), env); err != nil {
+				t.Errorf("%v", err)
+			}
+		})
+	}
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidateUnknownKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("gateway:\n  id: gw\n  data_dir: /tmp/x\n  colour: blue\ndevices:\n  - {name: d, driver: nosuch}\n"), 0o644)
+	code, _, stderr := runCLI(t, "", "validate", "--config", path)
+	if code != exitFailure {
+		t.Errorf("exit %d, want %d", code, exitFailure)
+	}
+	for _, want := range []string{path + ":4:3: gateway.colour: unknown key \"colour\"", `unknown driver "nosuch"`, "2 problem(s) found"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestValidateDemo(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "", "validate", "--config", "../../configs/demo.yaml")
+	if code != exitOK || !strings.Contains(stdout, "ok (1 devices") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"validate", "--help"}, {"passwd", "--help"}} {
+		if code, out, errs := runCLI(t, "", args...); code != exitOK || !strings.Contains(out+errs, "Usage") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
+	if code, _, _ := runCLI(t, "", "frobnicate"); code != exitUsage {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	if code, _, _ := runCLI(t, "", "run"); code != exitUsage {
+		t.Errorf("run without --config: exit %d", code)
+	}
+	code, out, _ := runCLI(t, "", "version")
+	if code != exitOK || !strings.Contains(out, "go1.") || !strings.Contains(out, "commit") {
+		t.Errorf("version: %s", out)
+	}
+}
+
+func TestPasswd(t *testing.T) {
+	code, out, errs := runCLI(t, "s3cret\n", "passwd")
+	if code != exitOK || !strings.HasPrefix(out, "$2") {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	if code, _, _ := runCLI(t, "", "passwd"); code != exitFailure {
+		t.Errorf("empty password accepted")
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeConfig(t *testing.T, dataDir, mqttAddr, httpAddr string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
+http: {address: %s}
+broker:
+  listeners: [{name: local, type: tcp, address: %s}]
+devices:
+  - name: sim
+    driver: simulation
+    poll_interval: 20ms
+    points:
+      - {name: sine, waveform: sine, period: 1s, min: 0, max: 10, unit: "°C"}
+      - {name: count, waveform: counter}
+`, dataDir, httpAddr, mqttAddr)
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startGateway runs the built binary and waits until its broker accepts a
+// subscription that sees the gateway online.
+func startGateway(t *testing.T, config string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "--config", config)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stderr
+}
+
+func connect(t *testing.T, addr string) mqtt.Client {
+	t.Helper()
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("test-%d", time.Now().UnixNano())).
+		SetConnectRetry(true).SetConnectRetryInterval(20 * time.Millisecond).SetAutoReconnect(false)
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", addr, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c
+}
+
+type msg struct{ topic, payload string }
+
+func subscribe(t *testing.T, c mqtt.Client, filter string) <-chan msg {
+	t.Helper()
+	ch := make(chan msg, 1000)
+	tok := c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+		select {
+		case ch <- msg{m.Topic(), string(m.Payload())}:
+		default:
+		}
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return ch
+}
+
+func waitFor(t *testing.T, ch <-chan msg, what string, ok func(msg) bool) msg {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-ch:
+			if ok(m) {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no message: %s", what)
+		}
+	}
+}
+
+// The README's promise: run the gateway and JSON readings with value and
+// ts appear on the broker; SIGTERM stops it cleanly and publishes offline.
+func TestRunPublishesReadingsAndStopsOnSignal(t *testing.T) {
+	mqttAddr, httpAddr := freePort(t), freePort(t)
+	cmd, stderr := startGateway(t, writeConfig(t, t.TempDir(), mqttAddr, httpAddr))
+	c := connect(t, mqttAddr)
+	ch := subscribe(t, c, "gw-test/#")
+	waitFor(t, ch, "gateway online", func(m msg) bool { return m.topic == "gw-test/status" && m.payload == "online" })
+	waitFor(t, ch, "device online", func(m msg) bool { return m.topic == "gw-test/sim/status" && m.payload == "online" })
+	m := waitFor(t, ch, "a sine reading", func(m msg) bool { return m.topic == "gw-test/sim/sine" })
+	var r struct {
+		Value   *float64 `json:"value"`
+		Unit    string   `json:"unit"`
+		TS      string   `json:"ts"`
+		Quality string   `json:"quality"`
+	}
+	if err := json.Unmarshal([]byte(m.payload), &r); err != nil || r.Value == nil || r.Unit != "°C" || r.Quality != "good" {
+		t.Fatalf("payload %s: %v", m.payload, err)
+	}
+	if _, err := time.Parse("2006-01-02T15:04:05.000Z", r.TS); err != nil {
+		t.Errorf("ts %q: %v", r.TS, err)
+	}
+
+	resp := httpGet(t, "http://"+httpAddr+"/api/status")
+	var st gateway.Status
+	if err := json.Unmarshal(resp, &st); err != nil || len(st.Devices) != 1 || st.Devices[0].LastRead == nil || st.Broker.Clients < 1 || !st.Ready {
+		t.Errorf("status %s: %v", resp, err)
+	}
+	if metrics := string(httpGet(t, "http://"+httpAddr+"/metrics")); !strings.Contains(metrics, `fieldbridge_readings_total{device="sim"}`) || !strings.Contains(metrics, "go_goroutines") {
+		t.Errorf("metrics lack readings or Go runtime")
+	}
+
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, ch, "gateway offline", func(m msg) bool { return m.topic == "gw-test/status" && m.payload == "offline" })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, stderr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after SIGTERM\n%s", stderr)
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(start))
+}
+
+func httpGet(t *testing.T, url string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return out
+}
+
+func TestDataDirLocked(t *testing.T) {
+	dataDir := t.TempDir()
+	mqttAddr := freePort(t)
+	startGateway(t, writeConfig(t, dataDir, mqttAddr, freePort(t)))
+	c := connect(t, mqttAddr)
+	waitFor(t, subscribe(t, c, "gw-test/status"), "first gateway online", func(m msg) bool { return m.payload == "online" })
+
+	second := exec.Command(binary, "run", "--config", writeConfig(t, dataDir, freePort(t), freePort(t)))
+	out, err := second.CombinedOutput()
+	if err == nil {
+		t.Fatal("second gateway on the same data_dir started")
+	}
+	if !strings.Contains(string(out), "in use by another gateway") {
+		t.Errorf("unclear message: %s", out)
+	}
+}

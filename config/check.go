@@ -1,0 +1,266 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/fieldbridge/gateway/mappings"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// MaxClientsLimit keeps the broker's sockets, with the serial ports, buffer
+// segments and HTTP connections, below the 1024 open files that the
+// gateway's soft limit allows (go.bug.st/serial panics on descriptors ≥ 1024).
+const MaxClientsLimit = 900
+
+// IsLoopback reports whether a listen address binds only to the loopback
+// interface. An empty host (":1883") binds everywhere.
+func IsLoopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (f *File) check() {
+	d := f.dec
+	if f.Gateway.ID == "" {
+		d.Errorf("gateway.id", "gateway.id is required: it names this gateway in topics and client ids")
+	} else if err := checkLevel(f.Gateway.ID); err != nil {
+		d.Errorf("gateway.id", "%v", err)
+	}
+	switch f.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		d.Errorf("log.level", "unknown level %q (want debug, info, warn or error)", f.Log.Level)
+	}
+	switch f.Log.Format {
+	case "text", "json":
+	default:
+		d.Errorf("log.format", "unknown format %q (want text or json)", f.Log.Format)
+	}
+	if f.HTTP.Address != "" {
+		if _, _, err := net.SplitHostPort(f.HTTP.Address); err != nil {
+			d.Errorf("http.address", "want host:port, got %q", f.HTTP.Address)
+		}
+	}
+	f.checkBroker()
+	if _, err := mappings.ParseTemplate(f.Publish.Topic); err != nil {
+		d.Errorf("publish.topic", "%v", err)
+	}
+	if _, err := mappings.ParseFormat(f.Publish.Format); err != nil {
+		d.Errorf("publish.format", "%v", err)
+	}
+	if q := *f.Publish.QoS; q < 0 || q > 2 {
+		d.Errorf("publish.qos", "qos must be 0, 1 or 2, got %d", q)
+	}
+	f.checkBridges()
+}
+
+// checkLevel accepts a value used as one topic level.
+func checkLevel(s string) error {
+	if strings.ContainsAny(s, "/+#\x00") || strings.TrimSpace(s) != s {
+		return fmt.Errorf("%q cannot be one topic level: no '/', '+', '#' or surrounding spaces", s)
+	}
+	return nil
+}
+
+func (f *File) checkBroker() {
+	d, b := f.dec, f.Broker
+	if b.MaxClients < 1 || b.MaxClients > MaxClientsLimit {
+		d.Errorf("broker.max_clients", "max_clients must be between 1 and %d (the gateway keeps below 1024 open files), got %d", MaxClientsLimit, b.MaxClients)
+	}
+	names := map[string]bool{}
+	addrs := map[string]bool{}
+	for i, l := range b.Listeners {
+		p := fmt.Sprintf("broker.listeners[%d]", i)
+		if names[l.Name] {
+			d.Errorf(p+".name", "listener name %q is used twice", l.Name)
+		}
+		names[l.Name] = true
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			d.Errorf(p+".address", "want host:port such as 127.0.0.1:1883, got %q", l.Address)
+		} else if addrs[l.Address] {
+			d.Errorf(p+".address", "address %s is used by another listener", l.Address)
+		}
+		addrs[l.Address] = true
+		switch l.Type {
+		case "tcp":
+			if l.CertFile != "" || l.KeyFile != "" || l.ClientCAFile != "" {
+				d.Errorf(p+".type", "a tcp listener takes no certificates: use type: tls")
+			}
+		case "tls":
+			if l.CertFile == "" || l.KeyFile == "" {
+				d.Errorf(p, "a tls listener needs cert_file and key_file")
+			}
+		case "websocket":
+			if (l.CertFile == "") != (l.KeyFile == "") {
+				d.Errorf(p, "a websocket listener with TLS needs both cert_file and key_file")
+			}
+			if l.ClientCAFile != "" && l.CertFile == "" {
+				d.Errorf(p+".client_ca_file", "client_ca_file needs cert_file and key_file")
+			}
+		default:
+			d.Errorf(p+".type", "unknown listener type %q (want tcp, tls or websocket)", l.Type)
+		}
+		if len(l.AllowedOrigins) > 0 && l.Type != "websocket" {
+			d.Errorf(p+".allowed_origins", "allowed_origins applies to websocket listeners only")
+		}
+		if !IsLoopback(l.Address) && len(b.Users) == 0 && l.ClientCAFile == "" {
+			d.Errorf(p+".address", "listener %q on %s is reachable from the network but the broker has no users and the listener no client_ca_file: anyone could read and write; bind it to 127.0.0.1 or configure broker.users or client_ca_file", l.Name, l.Address)
+		}
+	}
+	users := map[string]bool{}
+	for i, u := range b.Users {
+		p := fmt.Sprintf("broker.users[%d]", i)
+		if u.Username == "" {
+			d.Errorf(p+".username", "a user needs a username")
+		} else if users[u.Username] {
+			d.Errorf(p+".username", "user %q is defined twice", u.Username)
+		}
+		users[u.Username] = true
+		if u.PasswordHash == "" {
+			d.Errorf(p+".password_hash", "a user needs password_hash (a bcrypt hash: run `gateway passwd`)")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			d.Errorf(p+".password_hash", "not a bcrypt hash (run `gateway passwd` to make one)")
+		}
+		for j, t := range u.Publish {
+			if err := mappings.ValidTopicFilter(t); err != nil {
+				d.Errorf(fmt.Sprintf("%s.publish[%d]", p, j), "%v", err)
+			}
+		}
+		for j, t := range u.Subscribe {
+			if err := mappings.ValidTopicFilter(t); err != nil {
+				d.Errorf(fmt.Sprintf("%s.subscribe[%d]", p, j), "%v", err)
+			}
+		}
+	}
+}
+
+func (f *File) checkBridges() {
+	d := f.dec
+	names := map[string]bool{}
+	users := map[string]bool{}
+	for _, u := range f.Broker.Users {
+		users[u.Username] = true
+	}
+	for i, b := range f.Bridges {
+		p := fmt.Sprintf("bridges[%d]", i)
+		if b.Name == "" {
+			d.Errorf(p, "a bridge needs a name")
+		} else if err := checkLevel(b.Name); err != nil || strings.ContainsAny(b.Name, " .") {
+			d.Errorf(p+".name", "bridge name %q may hold only letters, digits, '_' and '-' (it names a folder in data_dir)", b.Name)
+		} else if names[b.Name] {
+			d.Errorf(p+".name", "bridge name %q is used twice", b.Name)
+		}
+		names[b.Name] = true
+		f.checkBridgeURL(p, b)
+		if b.Password != "" && b.PasswordFile != "" {
+			d.Errorf(p+".password_file", "give password or password_file, not both")
+		}
+		if (b.TLS.CertFile == "") != (b.TLS.KeyFile == "") {
+			d.Errorf(p+".tls", "a client certificate needs both cert_file and key_file")
+		}
+		if b.Keepalive < 0 || (b.Keepalive > 0 && b.Keepalive.Seconds() < 1) {
+			d.Errorf(p+".keepalive", "keepalive must be at least 1s")
+		}
+		if b.Reconnect.Min <= 0 || b.Reconnect.Max < b.Reconnect.Min {
+			d.Errorf(p+".reconnect", "reconnect needs 0 < min <= max, got min %s, max %s", b.Reconnect.Min, b.Reconnect.Max)
+		}
+		if b.Inflight < 1 || b.Inflight > 65535 {
+			d.Errorf(p+".inflight", "inflight must be between 1 and 65535, got %d", b.Inflight)
+		}
+		if b.MaxRate < 0 {
+			d.Errorf(p+".max_rate", "max_rate cannot be negative (0 means unlimited)")
+		}
+		if b.StatusTopic != "" {
+			if err := mappings.ValidTopicName(b.StatusTopic); err != nil {
+				d.Errorf(p+".status_topic", "%v", err)
+			}
+		}
+		if b.LocalUser != "" && !users[b.LocalUser] {
+			d.Errorf(p+".local_user", "local_user %q is not one of broker.users", b.LocalUser)
+		}
+		if len(b.Routes) == 0 {
+			d.Errorf(p, "a bridge needs at least one route")
+		}
+		for j, r := range b.Routes {
+			rp := fmt.Sprintf("%s.routes[%d]", p, j)
+			if err := mappings.ValidTopicFilter(r.Filter); err != nil {
+				d.Errorf(rp+".filter", "%v", err)
+			}
+			if q := *r.QoS; q < 0 || q > 2 {
+				d.Errorf(rp+".qos", "qos must be 0, 1 or 2, got %d", q)
+			}
+			switch r.Direction {
+			case "out":
+				if r.StripPrefix != "" {
+					d.Errorf(rp+".strip_prefix", "strip_prefix applies to in-routes; out-routes take remote_prefix")
+				}
+			case "in":
+				if r.RemotePrefix != "" {
+					d.Errorf(rp+".remote_prefix", "remote_prefix applies to out-routes; in-routes take strip_prefix")
+				}
+				if r.StripPrefix != "" && !strings.HasPrefix(r.Filter, r.StripPrefix) {
+					d.Errorf(rp+".strip_prefix", "strip_prefix %q is not a prefix of filter %q", r.StripPrefix, r.Filter)
+				}
+			default:
+				d.Errorf(rp+".direction", "direction must be out or in, got %q", r.Direction)
+			}
+		}
+		bu := b.Buffer
+		switch bu.WhenFull {
+		case "drop_oldest", "drop_newest":
+		default:
+			d.Errorf(p+".buffer.when_full", "when_full must be drop_oldest or drop_newest, got %q", bu.WhenFull)
+		}
+		switch bu.Sync {
+		case "batch", "always", "off":
+		default:
+			d.Errorf(p+".buffer.sync", "sync must be batch, always or off, got %q", bu.Sync)
+		}
+		if bu.MaxBytes < 1<<20 {
+			d.Errorf(p+".buffer.max_bytes", "max_bytes must be at least 1MiB, got %s", bu.MaxBytes)
+		}
+		if bu.MaxAge < 0 {
+			d.Errorf(p+".buffer.max_age", "max_age cannot be negative (0 means unlimited)")
+		}
+		if bu.SyncInterval <= 0 {
+			d.Errorf(p+".buffer.sync_interval", "sync_interval must be positive")
+		}
+	}
+}
+
+func (f *File) checkBridgeURL(p string, b Bridge) {
+	d := f.dec
+	u, err := url.Parse(b.URL)
+	if b.URL == "" || err != nil || u.Host == "" {
+		d.Errorf(p+".url", "want a URL such as mqtts://broker.example.com:8883, got %q", b.URL)
+		return
+	}
+	switch u.Scheme {
+	case "mqtts", "ssl", "tls", "wss":
+		if b.InsecurePlaintext {
+			d.Errorf(p+".insecure_plaintext", "insecure_plaintext applies to mqtt:// and ws:// URLs only")
+		}
+	case "mqtt", "tcp", "ws":
+		if !IsLoopback(u.Host) && !b.InsecurePlaintext {
+			d.Errorf(p+".url", "%s:// sends passwords and data in clear text over the network: use mqtts:// or wss://, or set insecure_plaintext: true", u.Scheme)
+		}
+		if b.TLS != (TLS{}) {
+			d.Errorf(p+".tls", "tls settings need an mqtts:// or wss:// URL")
+		}
+	default:
+		d.Errorf(p+".url", "unknown scheme %q (want mqtts, wss or mqtt)", u.Scheme)
+	}
+	if u.Port() == "" {
+		d.Errorf(p+".url", "the URL needs a port, such as :8883")
+	}
+}

@@ -1,0 +1,250 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}
+}
+
+func parse(t *testing.T, yaml string, vars map[string]string) (*File, Errors) {
+	t.Helper()
+	f, err := Parse("test.yaml", []byte(yaml), env(vars))
+	if err == nil {
+		return f, nil
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error is %T, want Errors: %v", err, err)
+	}
+	return f, errs
+}
+
+const minimal = `gateway:
+  id: gw1
+  data_dir: /tmp/x
+`
+
+func TestMinimalDefaults(t *testing.T) {
+	f, errs := parse(t, minimal, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	if f.Broker.MaxClients != DefaultMaxClients || !f.Broker.Anonymous() {
+		t.Errorf("broker defaults: %+v", f.Broker)
+	}
+	if len(f.Broker.Listeners) != 1 || f.Broker.Listeners[0].Address != "127.0.0.1:1883" {
+		t.Errorf("default listener: %+v", f.Broker.Listeners)
+	}
+	if f.Publish.Topic != DefaultTopic || f.Publish.Format != "json" || *f.Publish.QoS != 1 || !*f.Publish.Retain {
+		t.Errorf("publish defaults: %+v", f.Publish)
+	}
+}
+
+// The Done-when case of the Foundation issue: an unknown key on line 4 is
+// named with its line and key path.
+func TestUnknownKeyNamesLineAndKey(t *testing.T) {
+	_, errs := parse(t, "gateway:\n  id: gw1\n  data_dir: /tmp/x\n  colour: blue\n", nil)
+	if len(errs) != 1 {
+		t.Fatalf("want 1 error, got %v", errs)
+	}
+	e := errs[0]
+	if e.Pos.Line != 4 || e.Pos.Column != 3 || e.Path != "gateway.colour" {
+		t.Errorf("got %s, want line 4 col 3 path gateway.colour", e)
+	}
+	if !strings.HasPrefix(e.Error(), "test.yaml:4:3: gateway.colour: unknown key") {
+		t.Errorf("message: %s", e)
+	}
+}
+
+func TestSuggestion(t *testing.T) {
+	_, errs := parse(t, minimal+"broker:\n  max_client: 10\n", nil)
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, `did you mean "max_clients"`) {
+		t.Fatalf("got %v", errs)
+	}
+}
+
+func TestEveryErrorReported(t *testing.T) {
+	y := `gateway:
+  id: gw/1
+log: {level: loud, format: xml}
+broker:
+  max_clients: many
+  listeners:
+    - {name: a, type: udp, address: 127.0.0.1:1}
+bridges:
+  - name: cloud
+    url: mqtt://cloud.example.com:1883
+    keepalive: soon
+    buffer: {max_bytes: 2GB, sync: sometimes}
+    routes: [{direction: sideways, filter: "a/#/b"}]
+`
+	_, errs := parse(t, y, nil)
+	want := []string{
+		"test.yaml:2:7: gateway.id:",
+		"test.yaml:3:14: log.level:",
+		"test.yaml:3:28: log.format:",
+		"test.yaml:5:16: broker.max_clients:",
+		"broker.listeners[0].type:",
+		"bridges[0].url: mqtt:// sends passwords",
+		"bridges[0].keepalive: invalid duration",
+		"bridges[0].buffer.max_bytes: invalid size",
+		"bridges[0].buffer.sync:",
+		"bridges[0].routes[0].direction:",
+		"bridges[0].routes[0].filter:",
+	}
+	text := errs.Error()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("missing %q in:\n%s", w, text)
+		}
+	}
+}
+
+func TestTypesSizesDurations(t *testing.T) {
+	y := minimal + `bridges:
+  - name: cloud
+    url: mqtts://cloud.example.com:8883
+    keepalive: 15s
+    inflight: 0x40
+    max_rate: 100
+    routes: [{direction: out, filter: "gw1/#"}]
+    buffer: {max_bytes: 2GiB, max_age: 168h, sync_interval: 50ms}
+`
+	f, errs := parse(t, y, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	b := f.Bridges[0]
+	if b.Keepalive != 15*time.Second || b.Inflight != 64 || b.MaxRate != 100 {
+		t.Errorf("bridge: %+v", b)
+	}
+	if b.Buffer.MaxBytes != 2<<30 || b.Buffer.MaxAge != 168*time.Hour || b.Buffer.SyncInterval != 50*time.Millisecond {
+		t.Errorf("buffer: %+v", b.Buffer)
+	}
+	if b.Buffer.Sync != "batch" || b.Buffer.WhenFull != "drop_oldest" || !*b.BufferQoS0 || *b.Routes[0].QoS != 1 {
+		t.Errorf("defaults: %+v", b)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]Size{"1048576": 1 << 20, "512KiB": 512 << 10, "64MiB": 64 << 20, "2GiB": 2 << 30, "1.5GiB": 3 << 29, "1TiB": 1 << 40, "10B": 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1MiB", "2GB", "ten"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	hash := "$2b$10$abcdefghijklmnopqrstuu5P/eJ6yO0FuBiNPkPGkbGxXQmDVprS2"
+	y := minimal + `broker:
+  users:
+    - {username: scada, password_hash: "` + hash + `", publish: ["${PREFIX}/#"]}
+bridges:
+  - name: cloud
+    url: mqtts://${CLOUD_HOST}:8883
+    username: ${CLOUD_USER}
+    password: "${CLOUD_PASS}"
+    routes: [{direction: out, filter: "gw1/#"}]
+`
+	f, errs := parse(t, y, map[string]string{"PREFIX": "plant", "CLOUD_HOST": "cloud.example.com", "CLOUD_USER": "u", "CLOUD_PASS": "p$w"})
+	if errs != nil && !strings.Contains(errs.Error(), "password_hash") {
+		t.Fatal(errs)
+	}
+	if f.Broker.Users[0].PasswordHash != hash {
+		t.Errorf("bcrypt hash changed: %q", f.Broker.Users[0].PasswordHash)
+	}
+	if f.Broker.Users[0].Publish[0] != "plant/#" || f.Bridges[0].URL != "mqtts://cloud.example.com:8883" || f.Bridges[0].Username != "u" || f.Bridges[0].Password != "p$w" {
+		t.Errorf("not expanded: %+v %+v", f.Broker.Users[0], f.Bridges[0])
+	}
+	_, errs = parse(t, y, map[string]string{"PREFIX": "plant", "CLOUD_HOST": "h"})
+	text := errs.Error()
+	for _, v := range []string{"CLOUD_USER is not set", "CLOUD_PASS is not set"} {
+		if !strings.Contains(text, v) {
+			t.Errorf("missing %q in %s", v, text)
+		}
+	}
+}
+
+func TestPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pf, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := Bridge{Name: "c", PasswordFile: pf}
+	if s, err := b.Secret(); err != nil || s != "s3cret" {
+		t.Fatalf("Secret() = %q, %v", s, err)
+	}
+	b.PasswordFile = filepath.Join(dir, "missing")
+	if _, err := b.Secret(); err == nil || !strings.Contains(err.Error(), "password_file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestNonLoopbackListenerNeedsAuth(t *testing.T) {
+	_, errs := parse(t, minimal+"broker:\n  listeners:\n    - {name: plant, type: tcp, address: 0.0.0.0:1883}\n", nil)
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "reachable from the network") || errs[0].Pos.Line != 6 {
+		t.Fatalf("got %v", errs)
+	}
+	_, errs = parse(t, minimal+"broker:\n  listeners:\n    - {name: plant, type: tls, address: \":8883\", cert_file: c, key_file: k, client_ca_file: ca}\n", nil)
+	if errs != nil {
+		t.Fatalf("mTLS listener refused: %v", errs)
+	}
+}
+
+func TestYAMLSyntaxAndShape(t *testing.T) {
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"syntax":      {"gateway:\n  id: [gw\n", "YAML syntax"},
+		"empty":       {"", "the file is empty"},
+		"list-as-map": {"gateway: [1, 2]\n", "expected a mapping"},
+		"duplicate":   {"gateway:\n  id: a\n  id: b\n", "appears twice"},
+		"bool":        {minimal + "broker: {allow_anonymous: yes}\n", "expected true or false"},
+		"two-docs":    {minimal + "---\ngateway: {id: b}\n", "more than one YAML document"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, errs := parse(t, tc.yaml, nil)
+			if !strings.Contains(errs.Error(), tc.want) {
+				t.Errorf("got %v, want %q", errs, tc.want)
+			}
+		})
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	y := minimal + `x-tls: &tls {ca_file: /ca.pem, server_name: cloud}
+bridges:
+  - name: cloud
+    url: mqtts://cloud.example.com:8883
+    tls: {<<: *tls, server_name: other}
+    routes: [{direction: out, filter: "gw1/#"}]
+`
+	_, errs := parse(t, y, nil)
+	// x-tls is not a known key: merges work but unknown top-level keys still fail.
+	if len(errs) != 1 || errs[0].Path != "x-tls" {
+		t.Fatalf("got %v", errs)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("gateway: {id: a}\nbridges: [{name: b, url: 'mqtts://h:1', routes: [{direction: in, filter: 'a/#', strip_prefix: a/}]}]\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = Parse("fuzz.yaml", data, env(map[string]string{"A": "1"}))
+	})
+}

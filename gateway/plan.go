@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/mappings"
+)
+
+// Plan is a checked configuration: the file, its configured devices and
+// the topic of every point. Building one does no I/O beyond reading the file.
+type Plan struct {
+	File     *config.File
+	Registry *adapters.Registry
+	Devices  *adapters.Configured
+	// Topics holds, per device name, the topic of each point.
+	Topics map[string][]string
+	Format mappings.Format
+}
+
+// Load reads and checks a configuration file completely: the top-level
+// sections, every device through its driver, and the checks across them.
+// The error lists every problem found, each with file:line:col.
+func Load(path string, reg *adapters.Registry, lookup func(string) (string, bool)) (*Plan, error) {
+	f, err := config.Load(path, lookup)
+	if f == nil {
+		return nil, err
+	}
+	p := &Plan{File: f, Registry: reg, Topics: map[string][]string{}}
+	p.Devices = reg.Configure(f)
+	p.resolveTopics()
+	if errs := f.Decoder().Errors(); len(errs) > 0 {
+		return p, errs.Err()
+	}
+	p.Format, _ = mappings.ParseFormat(f.Publish.Format)
+	return p, nil
+}
+
+// StatusTopic is where the gateway's own availability is published.
+func (p *Plan) StatusTopic() string { return p.File.Gateway.ID + "/status" }
+
+// DeviceStatusTopic is where a device's availability is published.
+func (p *Plan) DeviceStatusTopic(device string) string {
+	return p.File.Gateway.ID + "/" + device + "/status"
+}
+
+func (p *Plan) resolveTopics() {
+	d := p.File.Decoder()
+	def, err := mappings.ParseTemplate(p.File.Publish.Topic)
+	if err != nil {
+		return // reported by config
+	}
+	used := map[string]string{p.StatusTopic(): "the gateway status"}
+	for _, dev := range p.Devices.Devices {
+		info := dev.Info()
+		used[p.DeviceStatusTopic(info.Name)] = fmt.Sprintf("the status of device %s", info.Name)
+	}
+	for _, dev := range p.Devices.Devices {
+		info := dev.Info()
+		topics := make([]string, len(info.Points))
+		for i, pt := range info.Points {
+			topic := pt.TopicName(def, p.File.Gateway.ID, info.Name)
+			if err := mappings.ValidTopicName(topic); err != nil {
+				d.Errorf(pt.Where, "topic %q: %v", topic, err)
+				continue
+			}
+			if prev, dup := used[topic]; dup {
+				d.Errorf(pt.Where, "topic %q is already used by %s", topic, prev)
+				continue
+			}
+			used[topic] = pt.Where
+			topics[i] = topic
+		}
+		p.Topics[info.Name] = topics
+	}
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs the real peers the tests use
+# (mosquitto, pymodbus, socat, ...) from Debian packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v mosquitto >/dev/null || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
+command -v openssl >/dev/null || need+=(openssl)
+if ((${#need[@]})); then
+	sudo=""
+	[[ $(id -u) == 0 ]] || sudo="sudo"
+	echo "installing test peers: ${need[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [[ -n $unformatted ]]; then
+	echo "not gofmt-ed:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== cross-builds (CGO_ENABLED=0: linux/arm64, linux/arm GOARM=7)"
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -o /dev/null ./cmd/gateway
+CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 go build -o /dev/null ./cmd/gateway
+
+echo "== fuzz (a few seconds per target; the seed corpora also run in go test)"
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >/dev/null
+		echo "   $pkg $target ok"
+	done
+done
+
+echo "== go test -race"
+go test -race -count=1 -timeout 15m ./...
