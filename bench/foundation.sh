@@ -50,7 +50,7 @@ port=$(free_port)
 } >"$work/sim.yaml"
 "$work/gateway" run --config "$work/sim.yaml" 2>"$work/sim.log" &
 pid=$!
-"$work/mqttload" sub -broker "tcp://127.0.0.1:$port" -topic 'bench/sim/#' -duration "${secs}s" | sed 's/^/fieldbridge: /'
+"$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/sim/#" -duration "${secs}s" | sed 's/^/fieldbridge: /'
 echo "fieldbridge: RSS $(( $(rss_kib $pid) / 1024 )) MiB under load"
 kill -TERM $pid; wait $pid
 
@@ -61,6 +61,6 @@ mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 mpid=$!
 until "$work/mqttload" sub -broker "tcp://127.0.0.1:$port" -duration 0s -warmup 0s >/dev/null 2>&1; do sleep 0.1; done
 "$work/mqttload" pub -broker "tcp://127.0.0.1:$port" -topic bench -duration "$((secs + 3))s" &
-"$work/mqttload" sub -broker "tcp://127.0.0.1:$port" -topic 'bench/#' -duration "${secs}s" | sed 's/^/mosquitto: /'
+"$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/#" -duration "${secs}s" | sed 's/^/mosquitto: /'
 wait %-  2>/dev/null || true
 kill $mpid

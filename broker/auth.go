@@ -99,6 +99,7 @@ type refusal struct {
 	reason string
 }
 
+// Error is the reason, as logged.
 func (r *refusal) Error() string { return r.reason }
 
 func badCredentials(format string, args ...any) *refusal {
@@ -129,6 +130,8 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		r = h.admit(cl)
 	}
 	if r == nil {
+		h.log.Debug("broker: client connected", "listener", cl.Net.Listener, "remote", cl.Net.Remote,
+			"client", cl.ID, "username", string(cl.Properties.Username))
 		return nil
 	}
 	code := r.v5

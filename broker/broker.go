@@ -109,12 +109,14 @@ func New(cfg config.Broker, log *slog.Logger) (*Broker, error) {
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
-	// max_clients is enforced by the auth hook (see holdClientSlot);
-	// mochi's MaximumClients stays unlimited so that there is one count.
-	// mochi's default (one day) also deletes every retained message a day
-	// after it was published, so the last value of a point that has not
-	// changed, or a device's "online", would vanish. 0 leaves expiry to
-	// the publisher (MQTT 5 message expiry).
+	// max_clients is enforced by the auth hook (see holdClientSlot), so
+	// mochi's MaximumClients stays unlimited: one count, without mochi's
+	// check-then-count race.
+	//
+	// mochi's default maximum message expiry (one day) deletes every
+	// retained message a day after it was published: the last value of a
+	// point that has not changed, or a device's "online", would vanish.
+	// 0 leaves expiry to the publisher (MQTT 5 message expiry).
 	caps.MaximumMessageExpiryInterval = 0
 	caps.MaximumSessionExpiryInterval = SessionExpiry
 	caps.MaximumPacketSize = MaxPacketSize
@@ -123,7 +125,7 @@ func New(cfg config.Broker, log *slog.Logger) (*Broker, error) {
 		Capabilities:           caps,
 		InlineClient:           true,
 		SysTopicResendInterval: sysInterval,
-		Logger:                 slog.New(mochiHandler{log.Handler()}).With("component", "mochi"),
+		Logger:                 slog.New(newMochiHandler(log.Handler())).With("component", "mochi"),
 	})
 	b := &Broker{
 		cfg:    cfg,
@@ -152,7 +154,8 @@ func New(cfg config.Broker, log *slog.Logger) (*Broker, error) {
 // Start binds every listener and starts serving. It returns once all
 // listeners accept connections, or with the first error, naming the
 // listener and its address; listeners bound before the error are closed.
-// Serving goes on until Close; ctx bounds only the start.
+// Serving goes on until Close; ctx bounds only the start. Start runs once:
+// after a failure, Close the broker and build a new one.
 func (b *Broker) Start(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -247,7 +247,10 @@ func (h *subscribedHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes 
 		return
 	}
 	for _, f := range pk.Filters {
-		h.ch <- f.Filter
+		select {
+		case h.ch <- f.Filter:
+		default: // never block the client's goroutine; waiters look for one filter
+		}
 	}
 }
 

@@ -185,7 +185,13 @@ func TestCloseEndsEverything(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Close did not return")
 	}
-	lost.Wait()
+	allLost := make(chan struct{})
+	go func() { lost.Wait(); close(allLost) }()
+	select {
+	case <-allLost:
+	case <-time.After(wait):
+		t.Fatal("clients were not disconnected")
+	}
 	expectClosed(t, half, "a connection without CONNECT at Close")
 	if n := b.Clients(); n != 0 {
 		t.Errorf("Clients() = %d after Close", n)

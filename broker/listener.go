@@ -33,9 +33,9 @@ const closeGrace = time.Second
 // instead of a reset, while the number of sockets stays bounded.
 const connHeadroom = 16
 
-// connGate bounds the sockets open across all listeners. mochi's own
-// MaximumClients counts only clients past CONNECT, which bounds memory but
-// not file descriptors.
+// connGate bounds the sockets open across all listeners. max_clients
+// counts clients past CONNECT, which bounds sessions but not file
+// descriptors: sockets still in their handshake count here.
 type connGate struct {
 	open  atomic.Int64
 	limit int64

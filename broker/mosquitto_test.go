@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldbridge/gateway/broker/brokertest"
 	"github.com/fieldbridge/gateway/config"
@@ -131,9 +132,12 @@ func TestMosquittoClientCertificate(t *testing.T) {
 		},
 	})
 	subscribed := addSubscribedHook(t, b)
-	msgs := make(chan string, 10)
+	msgs := make(chan string, 100)
 	if err := b.Subscribe("plant/#", 1, func(topic string, payload []byte, _ bool, _ string) {
-		msgs <- topic + " " + string(payload)
+		select {
+		case msgs <- topic + " " + string(payload):
+		default: // inline handlers must not block
+		}
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +151,7 @@ func TestMosquittoClientCertificate(t *testing.T) {
 	if got := result(); got != "plant/boiler/temp 23" {
 		t.Errorf("mosquitto_sub printed %q", got)
 	}
-	if <-msgs != "plant/boiler/temp 23" {
+	if recvString(t, msgs) != "plant/boiler/temp 23" {
 		t.Fatal("inline subscriber missed the message")
 	}
 
@@ -158,7 +162,7 @@ func TestMosquittoClientCertificate(t *testing.T) {
 	if out, err := runTool(t, "mosquitto_pub", append(withCert, "-q", "1", "-t", "plant/boiler/setpoint/set", "-m", "60")...); err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 	}
-	if got := <-msgs; got != "plant/boiler/setpoint/set 60" {
+	if got := recvString(t, msgs); got != "plant/boiler/setpoint/set 60" {
 		t.Errorf("inline subscriber got %q, want the permitted command only", got)
 	}
 
@@ -166,5 +170,16 @@ func TestMosquittoClientCertificate(t *testing.T) {
 	out, err := runTool(t, "mosquitto_pub", "-h", host, "-p", port, "--cafile", pki.CAFile, "-t", "plant/a/b/set", "-m", "1")
 	if err == nil {
 		t.Errorf("mosquitto_pub without a certificate succeeded: %s", out)
+	}
+}
+
+func recvString(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(wait):
+		t.Fatal("no message arrived")
+		return ""
 	}
 }

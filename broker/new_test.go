@@ -115,6 +115,12 @@ func TestHashPassword(t *testing.T) {
 	if err := CheckHash("not a hash", []byte("x")); err == nil || errors.Is(err, ErrPasswordMismatch) {
 		t.Errorf("CheckHash(malformed hash) = %v", err)
 	}
+	// htpasswd -B writes $2y$, other tools $2b$: the same algorithm.
+	for _, v := range []string{"$2b$", "$2y$"} {
+		if err := CheckHash(v+h[4:], []byte("correct horse")); err != nil {
+			t.Errorf("CheckHash(%s hash) = %v", v, err)
+		}
+	}
 	if _, err := HashPassword(nil); err == nil {
 		t.Error("HashPassword accepted an empty password")
 	}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"testing"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fieldbridge/gateway/broker/brokertest"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/gorilla/websocket"
@@ -71,9 +70,13 @@ func TestWebsocketOrigin(t *testing.T) {
 
 func TestWebsocketTLS(t *testing.T) {
 	pki := brokertest.NewPKI(t)
-	b, _ := startBroker(t, config.Broker{Listeners: []config.Listener{
-		{Name: "wss", Type: TypeWebsocket, Address: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile},
-	}})
+	b, _ := startBroker(t, config.Broker{
+		Users: []config.User{{Username: brokertest.ClientCN, Subscribe: []string{"b/#"}}},
+		Listeners: []config.Listener{
+			{Name: "wss", Type: TypeWebsocket, Address: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile},
+			{Name: "wssm", Type: TypeWebsocket, Address: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile, ClientCAFile: pki.CAFile},
+		},
+	})
 	u := brokerURL(t, b, "wss", "wss") + "/mqtt"
 	c := mustConnect(t, clientOpts(u).SetTLSConfig(pki.ClientTLS(t, "", "")))
 	msgs := mustSubscribe(t, c, "a/#")
@@ -87,5 +90,19 @@ func TestWebsocketTLS(t *testing.T) {
 	if _, err := connect(t, clientOpts("ws://"+b.Addr("wss").String()+"/mqtt")); err == nil {
 		t.Error("plain websocket connected to a wss listener")
 	}
-	var _ paho.Client = c
+
+	// Client certificates work over wss too: the CN is the user.
+	mu := brokerURL(t, b, "wss", "wssm") + "/mqtt"
+	scada := mustConnect(t, clientOpts(mu).SetTLSConfig(pki.ClientTLS(t, pki.ClientCertFile, pki.ClientKeyFile)))
+	if code, _ := subscribe(t, scada, "a/#"); code <= 2 {
+		t.Error("CN scada may subscribe to a/# over wss")
+	}
+	bmsgs := mustSubscribe(t, scada, "b/#")
+	if err := b.Publish("b/x", []byte("y"), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, bmsgs, "b/x", "y")
+	if _, err := connect(t, clientOpts(mu).SetTLSConfig(pki.ClientTLS(t, "", ""))); err == nil {
+		t.Error("a client without a certificate connected over wss with client_ca_file")
+	}
 }

@@ -25,29 +25,34 @@ func main() {
 	warm := fs.Duration("warmup", 2*time.Second, "time before measuring starts")
 	qos := fs.Int("qos", 0, "QoS")
 	size := fs.Int("size", 100, "payload bytes (pub)")
+	raw := fs.Bool("raw", false, "sub: count with a minimal MQTT reader instead of paho")
 	fs.Parse(os.Args[2:])
 
 	opts := mqtt.NewClientOptions().AddBroker(*broker).
 		SetClientID(fmt.Sprintf("mqttload-%s-%d", os.Args[1], os.Getpid())).
-		SetAutoReconnect(false).SetOrderMatters(true).SetCleanSession(true)
+		SetAutoReconnect(false).SetOrderMatters(true).SetCleanSession(true).
+		SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond)
 	var n atomic.Int64
 	switch os.Args[1] {
 	case "sub":
+		if *raw {
+			if err := rawSubscribe(*broker, *topic, &n); err != nil {
+				fail(err)
+			}
+			measure(&n, *warm, *dur)
+			return
+		}
 		c := mqtt.NewClient(opts)
-		if t := c.Connect(); t.Wait() && t.Error() != nil {
+		if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 			fail(t.Error())
 		}
 		if t := c.Subscribe(*topic, byte(*qos), func(mqtt.Client, mqtt.Message) { n.Add(1) }); t.Wait() && t.Error() != nil {
 			fail(t.Error())
 		}
-		time.Sleep(*warm)
-		start, n0 := time.Now(), n.Load()
-		time.Sleep(*dur)
-		got := n.Load() - n0
-		fmt.Printf("received %d messages in %s: %.0f msg/s\n", got, time.Since(start).Round(time.Millisecond), float64(got)/time.Since(start).Seconds())
+		measure(&n, *warm, *dur)
 	case "pub":
 		c := mqtt.NewClient(opts)
-		if t := c.Connect(); t.Wait() && t.Error() != nil {
+		if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 			fail(t.Error())
 		}
 		payload := make([]byte, *size)
@@ -65,6 +70,14 @@ func main() {
 	default:
 		fail(fmt.Errorf("unknown mode %q", os.Args[1]))
 	}
+}
+
+func measure(n *atomic.Int64, warm, dur time.Duration) {
+	time.Sleep(warm)
+	start, n0 := time.Now(), n.Load()
+	time.Sleep(dur)
+	got := n.Load() - n0
+	fmt.Printf("received %d messages in %s: %.0f msg/s\n", got, time.Since(start).Round(time.Millisecond), float64(got)/time.Since(start).Seconds())
 }
 
 func fail(err error) {

@@ -1,0 +1,237 @@
+package buffer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// Reader delivers records in sequence order, starting at the oldest
+// unacknowledged record when it was made. It reads ahead of the cursor:
+// the consumer acknowledges with Log.Ack. A log has one Reader at a time.
+type Reader struct {
+	l        *Log
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	mu     sync.Mutex // held by Next while it reads, not while it waits
+	closed bool
+	seq    uint64   // next sequence number to deliver
+	seg    *segment // segment being read, nil when it must be located
+	f      *os.File
+	sc     frameScanner
+	hinted bool // sc was positioned from the cursor hint, not by scanning
+}
+
+// errRetry asks Next to locate its segment again.
+var errRetry = errors.New("buffer: retry")
+
+// errCaughtUp is what a non-blocking read returns when no record is
+// available yet.
+var errCaughtUp = errors.New("buffer: no record available")
+
+// skipCheckEvery bounds how many frames a Reader skips between checks for
+// cancellation, when it scans a segment to reach the cursor.
+const skipCheckEvery = 4096
+
+// Reader returns a Reader starting at the oldest unacknowledged record. It
+// replaces the previous Reader, whose Next then returns ErrClosed: after a
+// reconnect the consumer resends from the cursor with a new Reader.
+func (l *Log) Reader() *Reader {
+	r := &Reader{l: l, stop: make(chan struct{})}
+	l.mu.Lock()
+	old := l.reader
+	r.seq = l.cursor
+	if l.closed {
+		r.closed = true
+	} else {
+		l.reader = r
+	}
+	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return r
+}
+
+// Close releases the Reader's file; a blocked Next returns ErrClosed.
+// Closing a Reader does not move the cursor.
+func (r *Reader) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.closeFile()
+	r.l.mu.Lock()
+	if r.l.reader == r {
+		r.l.reader = nil
+	}
+	r.l.mu.Unlock()
+	return nil
+}
+
+func (r *Reader) closeFile() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+	r.seg = nil
+}
+
+// Next returns the next record, waiting until one is appended, ctx ends,
+// or the Log or Reader is closed (ErrClosed). A segment found corrupt on
+// the way is quarantined and counted, and reading goes on after it.
+func (r *Reader) Next(ctx context.Context) (Record, error) {
+	return r.next(ctx, true)
+}
+
+func (r *Reader) next(ctx context.Context, block bool) (Record, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if r.closed {
+			return Record{}, ErrClosed
+		}
+		select {
+		case <-r.stop:
+			return Record{}, ErrClosed
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return Record{}, err
+		}
+		rec, wait, err := r.step(ctx)
+		if err == errRetry {
+			continue
+		}
+		if err != nil || wait == nil {
+			return rec, err
+		}
+		if !block {
+			return Record{}, errCaughtUp
+		}
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-wait:
+		case <-r.stop:
+		case <-r.l.done:
+		}
+		r.mu.Lock()
+	}
+}
+
+// step delivers one record, or returns a channel to wait on when the
+// Reader has caught up with the appenders.
+func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
+	l := r.l
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return Record{}, nil, ErrClosed
+	}
+	if r.seq < l.cursor {
+		// Records were dropped (or acknowledged) under the Reader.
+		r.seq = l.cursor
+	}
+	if r.seg == nil || r.seg.removed || (r.seq >= r.seg.end && r.seg != l.activeSeg()) {
+		r.closeFile()
+		seg := l.findSegLocked(r.seq)
+		r.seq = max(r.seq, seg.base)
+		r.seg = seg
+		r.sc = frameScanner{path: seg.path, off: segHeaderSize, seq: seg.base, buf: r.sc.buf[:0]}
+		r.hinted = false
+	}
+	if r.sc.seq < r.seq && l.cpos.posOK && l.cursor == r.seq && l.cpos.segBase == r.seg.base && l.cpos.off > r.sc.off {
+		r.sc.reset(l.cpos.off, r.seq)
+		r.hinted = true
+	}
+	if r.seq >= l.nextSeq {
+		if l.waitCh == nil {
+			l.waitCh = make(chan struct{})
+		}
+		ch := l.waitCh
+		l.mu.Unlock()
+		return Record{}, ch, nil
+	}
+	seg := r.seg
+	r.sc.limit = seg.size
+	end := seg.end
+	if seg == l.activeSeg() {
+		end = l.nextSeq
+	}
+	l.mu.Unlock()
+
+	if r.f == nil {
+		f, err := os.Open(seg.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			r.seg = nil // deleted meanwhile; the next step finds what follows
+			return Record{}, nil, errRetry
+		}
+		if err != nil {
+			return Record{}, nil, fmt.Errorf("buffer: %w", err)
+		}
+		r.f = f
+		r.sc.r = f
+	}
+	for skipped := 0; ; skipped++ {
+		if skipped%skipCheckEvery == skipCheckEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return Record{}, nil, err
+			}
+			select {
+			case <-l.done:
+				return Record{}, nil, ErrClosed
+			default:
+			}
+		}
+		off := r.sc.off
+		data, t, n, err := r.sc.next()
+		if err != nil {
+			if r.hinted {
+				// A stale hint: the checksum covers the sequence number,
+				// so it cannot match by accident. Scan from the start.
+				r.hinted = false
+				r.sc.reset(segHeaderSize, seg.base)
+				continue
+			}
+			if err == io.EOF {
+				if r.sc.seq >= end {
+					return Record{}, nil, errRetry
+				}
+				err = corruptError(seg.path, r.sc.off, "data ends at sequence %d, segment should reach %d", r.sc.seq, end)
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				return Record{}, nil, err
+			}
+			if qerr := l.quarantine(seg, r.sc.seq, err); qerr != nil {
+				return Record{}, nil, qerr
+			}
+			r.closeFile()
+			return Record{}, nil, errRetry
+		}
+		r.hinted = false
+		seq := r.sc.seq - 1
+		if seq < r.seq {
+			continue
+		}
+		if seq >= end {
+			// Frames past the segment's range overlap the next segment
+			// and are never delivered.
+			r.seq = end
+			return Record{}, nil, errRetry
+		}
+		rec := Record{Seq: seq, Time: unixNano(t), Data: bytes.Clone(data)}
+		if rec.Data == nil {
+			rec.Data = []byte{}
+		}
+		r.seq = seq + 1
+		l.noteDelivered(seg, seq, off, n, t)
+		return rec, nil, nil
+	}
+}
