@@ -35,32 +35,44 @@ t1=$(ticks $pid)
 echo "demo: RSS $(( $(rss_kib $pid) / 1024 )) MiB ($(rss_kib $pid) KiB), CPU $(awk -v d="$((t1 - t0))" -v hz="$hz" -v s="$secs" 'BEGIN{printf "%.2f", 100*d/hz/s}') % of one core"
 kill -TERM $pid; wait $pid
 
-echo "== readings/s: simulation (400 points every 1ms) -> embedded broker -> one QoS0 subscriber"
-port=$(free_port)
-{
+sim_config() { # devices points-per-device
 	echo "gateway: {id: bench, data_dir: $work/sim-data}"
 	echo "broker: {listeners: [{name: local, type: tcp, address: 127.0.0.1:$port}]}"
 	echo "publish: {qos: 0, retain: false}"
 	echo "devices:"
-	echo "  - name: sim"
-	echo "    driver: simulation"
-	echo "    poll_interval: 1ms"
-	echo "    points:"
-	for i in $(seq 1 400); do echo "      - {name: p$i, waveform: ramp, period: 1s}"; done
-} >"$work/sim.yaml"
+	for d in $(seq 1 "$1"); do
+		echo "  - name: sim$d"
+		echo "    driver: simulation"
+		echo "    poll_interval: 1ms"
+		echo "    points:"
+		for i in $(seq 1 "$2"); do echo "      - {name: p$i, waveform: ramp, period: 1s}"; done
+	done
+}
+
+echo "== readings/s: simulation, one device (one bus goroutine), 400 points every 1ms -> embedded broker -> one QoS0 subscriber"
+port=$(free_port)
+sim_config 1 400 >"$work/sim.yaml"
 "$work/gateway" run --config "$work/sim.yaml" 2>"$work/sim.log" &
 pid=$!
-"$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/sim/#" -duration "${secs}s" | sed 's/^/fieldbridge: /'
+"$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/#" -duration "${secs}s" | sed 's/^/fieldbridge, 1 device: /'
+kill -TERM $pid; wait $pid
+
+echo "== readings/s: simulation, two devices (two bus goroutines), 200 points each every 1ms"
+port=$(free_port)
+sim_config 2 200 >"$work/sim.yaml"
+"$work/gateway" run --config "$work/sim.yaml" 2>"$work/sim.log" &
+pid=$!
+"$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/#" -duration "${secs}s" | sed 's/^/fieldbridge, 2 devices: /'
 echo "fieldbridge: RSS $(( $(rss_kib $pid) / 1024 )) MiB under load"
 kill -TERM $pid; wait $pid
 
-echo "== same subscriber on mosquitto, fed by one QoS0 publishing client (100-byte payloads)"
+echo "== same subscriber on mosquitto, fed by one raw QoS0 publisher (100-byte payloads, 100 topics)"
 port=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" >"$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 mpid=$!
 until "$work/mqttload" sub -broker "tcp://127.0.0.1:$port" -duration 0s -warmup 0s >/dev/null 2>&1; do sleep 0.1; done
-"$work/mqttload" pub -broker "tcp://127.0.0.1:$port" -topic bench -duration "$((secs + 3))s" &
+"$work/mqttload" pub -raw -broker "tcp://127.0.0.1:$port" -topic bench -duration "$((secs + 3))s" &
 "$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/#" -duration "${secs}s" | sed 's/^/mosquitto: /'
 wait %-  2>/dev/null || true
 kill $mpid

@@ -117,6 +117,10 @@ func (f *File) checkBroker() {
 			d.Errorf(p+".address", "listener %q on %s is reachable from the network but the broker has no users and the listener no client_ca_file: anyone could read and write; bind it to 127.0.0.1 or configure broker.users or client_ca_file", l.Name, l.Address)
 		}
 	}
+	mtls := false
+	for _, l := range b.Listeners {
+		mtls = mtls || l.ClientCAFile != ""
+	}
 	users := map[string]bool{}
 	for i, u := range b.Users {
 		p := fmt.Sprintf("broker.users[%d]", i)
@@ -127,7 +131,9 @@ func (f *File) checkBroker() {
 		}
 		users[u.Username] = true
 		if u.PasswordHash == "" {
-			d.Errorf(p+".password_hash", "a user needs password_hash (a bcrypt hash: run `gateway passwd`)")
+			if !mtls {
+				d.Errorf(p, "user %q needs password_hash (a bcrypt hash: run `gateway passwd`), or a listener with client_ca_file for certificate login", u.Username)
+			}
 		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
 			d.Errorf(p+".password_hash", "not a bcrypt hash (run `gateway passwd` to make one)")
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/fieldbridge/gateway/adapters"
 	"github.com/fieldbridge/gateway/broker"
 	"github.com/fieldbridge/gateway/mappings"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ShutdownTimeout bounds a graceful stop: runners that do not return by
@@ -197,5 +198,11 @@ func (g *Gateway) buildSinks(b *broker.Broker) {
 		}
 		g.metrics.bind(s)
 		g.sinks = append(g.sinks, s)
+		// Drivers with their own metrics (requests, latency) expose them per device.
+		if c, ok := dev.(interface{ Collector() prometheus.Collector }); ok {
+			if err := g.metrics.reg.Register(c.Collector()); err != nil {
+				g.log.Warn("driver metrics", "device", info.Name, "err", err)
+			}
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/fieldbridge/gateway/broker"
 )
 
-func hash(t *testing.T, pw string) string {
+func hash(t testing.TB, pw string) string {
 	t.Helper()
 	h, err := broker.HashPassword([]byte(pw))
 	if err != nil {
@@ -27,7 +27,7 @@ func hash(t *testing.T, pw string) string {
 
 // start runs a gateway on cfg (YAML after the gateway section) and returns
 // it once its broker listens.
-func start(t *testing.T, cfg string) *Gateway {
+func start(t testing.TB, cfg string) *Gateway {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "gw.yaml")
 	body := fmt.Sprintf("gateway: {id: gw, data_dir: %s}\n%s", t.TempDir(), cfg)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/fieldbridge/gateway/adapters"
 	"github.com/fieldbridge/gateway/config"
@@ -74,4 +75,9 @@ func (p *Plan) resolveTopics() {
 		}
 		p.Topics[info.Name] = topics
 	}
+}
+
+// BufferDir is where the store-and-forward log of a bridge lives.
+func BufferDir(dataDir, bridge string) string {
+	return filepath.Join(dataDir, "buffers", bridge)
 }

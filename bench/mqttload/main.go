@@ -25,7 +25,7 @@ func main() {
 	warm := fs.Duration("warmup", 2*time.Second, "time before measuring starts")
 	qos := fs.Int("qos", 0, "QoS")
 	size := fs.Int("size", 100, "payload bytes (pub)")
-	raw := fs.Bool("raw", false, "sub: count with a minimal MQTT reader instead of paho")
+	raw := fs.Bool("raw", false, "use a minimal MQTT 3.1.1 reader (sub) or QoS0 writer (pub) instead of paho")
 	fs.Parse(os.Args[2:])
 
 	opts := mqtt.NewClientOptions().AddBroker(*broker).
@@ -51,6 +51,12 @@ func main() {
 		}
 		measure(&n, *warm, *dur)
 	case "pub":
+		if *raw {
+			if err := rawPublish(*broker, *topic, *size, time.Now().Add(*warm+*dur)); err != nil {
+				fail(err)
+			}
+			return
+		}
 		c := mqtt.NewClient(opts)
 		if t := c.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 			fail(t.Error())

@@ -75,3 +75,40 @@ func packet(header byte, body []byte) []byte {
 	out = binary.AppendUvarint(out, uint64(len(body)))
 	return append(out, body...)
 }
+
+// rawPublish writes QoS0 PUBLISH packets through a buffered socket as fast
+// as the broker reads them, cycling over 100 topics under prefix.
+func rawPublish(broker, prefix string, size int, until time.Time) error {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return err
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	id := fmt.Sprintf("mqttload-rawpub-%d", time.Now().UnixNano())
+	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0}
+	pl := append([]byte{byte(len(id) >> 8), byte(len(id))}, id...)
+	w := bufio.NewWriterSize(conn, 64<<10)
+	w.Write(packet(0x10, append(vh, pl...)))
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	pkts := make([][]byte, 100)
+	for i := range pkts {
+		topic := fmt.Sprintf("%s/%d", prefix, i)
+		body := append([]byte{byte(len(topic) >> 8), byte(len(topic))}, topic...)
+		pkts[i] = packet(0x30, append(body, payload...))
+	}
+	for i := 0; ; i++ {
+		if i%1000 == 0 && time.Now().After(until) {
+			return w.Flush()
+		}
+		if _, err := w.Write(pkts[i%100]); err != nil {
+			return err
+		}
+	}
+}

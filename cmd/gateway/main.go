@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/modbus"
 	"github.com/fieldbridge/gateway/adapters/simulation"
 	"github.com/fieldbridge/gateway/broker"
 	"github.com/fieldbridge/gateway/config"
@@ -42,6 +43,7 @@ const (
 // registry lists the drivers this binary knows: adding a driver is one line here.
 func registry() *adapters.Registry {
 	return adapters.NewRegistry(
+		modbus.Driver{},
 		simulation.Driver{},
 	)
 }
@@ -56,6 +58,8 @@ Usage:
   gateway run --config FILE        run the gateway
   gateway validate --config FILE   check a configuration and list every problem
   gateway passwd                   read a password on stdin, print its bcrypt hash
+  gateway buffer stats --data-dir DIR   backlog per bridge (works while the gateway runs)
+  gateway modbus read --url URL ...     read registers for commissioning, like mbpoll
   gateway version                  print version, commit and Go version
 
 Run 'gateway COMMAND --help' for a command's flags.
@@ -74,6 +78,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(rest, stdin, stdout, stderr)
+	case "buffer":
+		return cmdBuffer(rest, stdout, stderr)
+	case "modbus":
+		return cmdModbus(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -173,6 +181,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	log := newLogger(stderr, plan.File.Log)
+	tuneGC()
 	if err := limitOpenFiles(); err != nil {
 		log.Warn("cannot lower the open-files limit", "err", err)
 	}
@@ -201,6 +210,17 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// tuneGC trades a little memory for throughput: every reading allocates a
+// few short-lived objects inside the broker, and at the default GOGC=100 the
+// collector costs a third of the CPU at 200,000 readings/s. The live heap is
+// small (the backlog is on disk), so GOGC=200 keeps RSS low. GOGC and
+// GOMEMLIMIT in the environment still win.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(200)
+	}
+}
+
 // limitOpenFiles lowers the soft open-files limit to 1024: Go raises it at
 // start, and go.bug.st/serial panics inside select() on a descriptor ≥ 1024;
 // past the limit an open fails with EMFILE instead.
@@ -214,6 +234,19 @@ func limitOpenFiles() error {
 	}
 	lim.Cur = 1024
 	return unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+}
+
+func cmdModbus(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "read" {
+		fmt.Fprintln(stderr, "Usage: gateway modbus read --url URL [--unit N] [--table T] [--address A] [--count N] [--type T] [--order O]\nRun 'gateway modbus read --help' for every flag.")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return exitOK
+		}
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return modbus.ReadCommand(ctx, args[1:], stdout, stderr)
 }
 
 func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

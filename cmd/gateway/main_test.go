@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fieldbridge/gateway/buffer"
 	"github.com/fieldbridge/gateway/gateway"
 )
 
@@ -278,5 +279,32 @@ func TestDataDirLocked(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "in use by another gateway") {
 		t.Errorf("unclear message: %s", out)
+	}
+}
+
+func TestBufferStats(t *testing.T) {
+	dataDir := t.TempDir()
+	log, err := buffer.Open(buffer.Options{Dir: gateway.BufferDir(dataDir, "cloud"), SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := log.Append(context.Background(), []byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The log stays open, as in a running gateway.
+	defer log.Close()
+	code, out, errs := runCLI(t, "", "buffer", "stats", "--data-dir", dataDir)
+	if code != exitOK || !strings.Contains(out, "cloud") || !strings.Contains(out, "BRIDGE") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "", "buffer", "stats", "--data-dir", dataDir, "--json")
+	var st []bufferStats
+	if err := json.Unmarshal([]byte(out), &st); code != exitOK || err != nil || len(st) != 1 || st[0].Messages != 10 || st[0].Bytes == 0 {
+		t.Fatalf("json %s: %v", out, err)
+	}
+	if code, _, _ := runCLI(t, "", "buffer", "stats"); code != exitUsage {
+		t.Errorf("missing --data-dir: exit %d", code)
 	}
 }
