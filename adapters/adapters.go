@@ -70,6 +70,10 @@ type Env struct {
 	// arrival order by the runner that owns its bus. Nil for a device with
 	// no writable point.
 	Commands func(device string) <-chan Command
+	// StateDir is a folder, inside the gateway's locked data_dir, where a
+	// driver may keep what must survive a restart (pulse counter totals).
+	// It exists when Run starts.
+	StateDir func(device string) string
 }
 
 // Sink receives what a device reads. Each device's sink is used by one

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +142,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return nil
 		},
 		Commands: cmdr.queue,
+		StateDir: func(device string) string { return filepath.Join(f.Gateway.DataDir, "state", device) },
+	}
+	for _, s := range g.sinks {
+		if err := os.MkdirAll(env.StateDir(s.name), 0o750); err != nil {
+			return fmt.Errorf("data_dir: %w", err)
+		}
 	}
 	for _, r := range g.plan.Registry.Runners(g.plan.Devices) {
 		wg.Add(1)
