@@ -280,7 +280,13 @@ func phase(elapsed, period time.Duration) float64 {
 	return float64(elapsed%period) / float64(period)
 }
 
+// valueOf turns a computed sample into a value of the point's type. Floats
+// are rounded to 3 decimals, as a real sensor's resolution would be, so that
+// the demo reads 65.524 and not 65.52449590119838.
 func valueOf(t mappings.Type, f float64) mappings.Value {
+	if t.IsFloat() {
+		f = math.Round(f*1000) / 1000
+	}
 	switch {
 	case t == mappings.Bool:
 		return mappings.BoolValue(f != 0)
