@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
+	"sort"
+
+	"github.com/fieldbridge/gateway/bridge"
 	"net/http"
 	"time"
 
@@ -10,12 +13,13 @@ import (
 
 // Status is the body of /api/status.
 type Status struct {
-	Gateway string         `json:"gateway"`
-	Version string         `json:"version"`
-	Started time.Time      `json:"started"`
-	Ready   bool           `json:"ready"`
-	Broker  BrokerStatus   `json:"broker"`
-	Devices []DeviceStatus `json:"devices"`
+	Gateway string          `json:"gateway"`
+	Version string          `json:"version"`
+	Started time.Time       `json:"started"`
+	Ready   bool            `json:"ready"`
+	Broker  BrokerStatus    `json:"broker"`
+	Devices []DeviceStatus  `json:"devices"`
+	Bridges []bridge.Status `json:"bridges"`
 }
 
 // BrokerStatus describes the embedded broker in /api/status.
@@ -25,18 +29,31 @@ type BrokerStatus struct {
 
 // Status reports the gateway's state; it is safe to call at any time.
 func (g *Gateway) Status() Status {
+	g.mu.RLock()
+	plan, gen, stores := g.plan, g.gen, g.stores
+	g.mu.RUnlock()
 	st := Status{
-		Gateway: g.plan.File.Gateway.ID,
+		Gateway: plan.File.Gateway.ID,
 		Version: g.opts.Version,
 		Started: g.started,
 		Ready:   g.ready.Load(),
-		Devices: make([]DeviceStatus, 0, len(g.sinks)),
+		Devices: []DeviceStatus{},
+		Bridges: []bridge.Status{},
 	}
 	if b := g.broker.Load(); b != nil {
 		st.Broker.Clients = b.Clients()
 	}
-	for _, s := range g.sinks {
-		st.Devices = append(st.Devices, s.snapshot())
+	if gen != nil {
+		for _, s := range gen.sinks {
+			st.Devices = append(st.Devices, s.snapshot())
+		}
+	}
+	if stores != nil {
+		ups := stores.list()
+		sort.Slice(ups, func(i, j int) bool { return ups[i].cfg.Name < ups[j].cfg.Name })
+		for _, u := range ups {
+			st.Bridges = append(st.Bridges, u.bridge.Status())
+		}
 	}
 	return st
 }

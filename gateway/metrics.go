@@ -59,3 +59,12 @@ func (m *metrics) bind(s *deviceSink) {
 	s.onlineG = m.online.WithLabelValues(s.name)
 	s.lastReadG = m.lastRead.WithLabelValues(s.name)
 }
+
+// forget drops a removed device's series.
+func (m *metrics) forget(device string) {
+	for _, v := range []*prometheus.CounterVec{m.readings, m.errors, m.publishes, m.pubErrors} {
+		v.DeleteLabelValues(device)
+	}
+	m.online.DeleteLabelValues(device)
+	m.lastRead.DeleteLabelValues(device)
+}

@@ -31,6 +31,7 @@ type deviceSink struct {
 	name   string
 	driver string
 	pub    publisher
+	now    func() time.Time
 	format mappings.Format
 	qos    byte
 	retain bool
@@ -87,7 +88,7 @@ func (s *deviceSink) publish(topic string, r mappings.Reading) {
 }
 
 func (s *deviceSink) Polled(err error) {
-	now := time.Now()
+	now := s.now()
 	if err == nil {
 		s.failures = 0
 		s.lastRead.Store(now.UnixNano())

@@ -43,3 +43,6 @@ done
 
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
+
+echo "== GPIO against the kernel's gpio-sim, in a qemu VM (Debian sid kernel, fetched once into a cache)"
+bash adapters/gpio/vmtest/run.sh

@@ -18,8 +18,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/gpio"
 	"github.com/fieldbridge/gateway/adapters/modbus"
+	"github.com/fieldbridge/gateway/adapters/serial"
 	"github.com/fieldbridge/gateway/adapters/simulation"
 	"github.com/fieldbridge/gateway/broker"
 	"github.com/fieldbridge/gateway/config"
@@ -43,7 +46,9 @@ const (
 // registry lists the drivers this binary knows: adding a driver is one line here.
 func registry() *adapters.Registry {
 	return adapters.NewRegistry(
+		gpio.Driver{},
 		modbus.Driver{},
+		serial.Driver{},
 		simulation.Driver{},
 	)
 }
@@ -192,22 +197,39 @@ func cmdRun(args []string, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	g := gateway.New(plan, gateway.Options{Log: log, Version: version})
-	if err := g.Run(ctx); err != nil {
+	reload := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}()
+	opts := gateway.Options{Log: log, Version: version, Reload: reload, Ready: func() { sdNotify(log, daemon.SdNotifyReady) }}
+	// systemd's watchdog: ping at half its interval, from the gateway's
+	// main loop, so a stuck loop lets systemd restart the service.
+	if interval, err := daemon.SdWatchdogEnabled(false); err == nil && interval > 0 {
+		opts.Watchdog = func() { sdNotify(log, daemon.SdNotifyWatchdog) }
+		opts.WatchdogInterval = interval / 2
+	}
+	g := gateway.New(plan, opts)
+	err = g.Run(ctx)
+	sdNotify(log, daemon.SdNotifyStopping)
+	if err != nil {
 		log.Error("gateway stopped", "err", err)
 		return exitFailure
 	}
 	return exitOK
 }
 
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+func sdNotify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify", "state", state, "err", err)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // tuneGC trades a little memory for throughput: every reading allocates a

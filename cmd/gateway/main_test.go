@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -143,16 +144,35 @@ devices:
 
 // startGateway runs the built binary and waits until its broker accepts a
 // subscription that sees the gateway online.
-func startGateway(t *testing.T, config string) (*exec.Cmd, *bytes.Buffer) {
+func startGateway(t *testing.T, config string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(binary, "run", "--config", config)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, &stderr
+	return cmd, stderr
+}
+
+// syncBuffer is a bytes.Buffer that a child's output copier and the test
+// can use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func connect(t *testing.T, addr string) mqtt.Client {
@@ -306,5 +326,41 @@ func TestBufferStats(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "buffer", "stats"); code != exitUsage {
 		t.Errorf("missing --data-dir: exit %d", code)
+	}
+}
+
+// SIGHUP applies device and point changes without dropping the broker's
+// clients; an invalid file is refused and the running configuration stays.
+func TestReloadOnSIGHUP(t *testing.T) {
+	mqttAddr := freePort(t)
+	path := writeConfig(t, t.TempDir(), mqttAddr, freePort(t))
+	cmd, stderr := startGateway(t, path)
+	c := connect(t, mqttAddr)
+	ch := subscribe(t, c, "gw-test/#")
+	waitFor(t, ch, "a reading before the reload", func(m msg) bool { return m.topic == "gw-test/sim/count" })
+
+	cfg, _ := os.ReadFile(path)
+	added := strings.Replace(string(cfg), "      - {name: count, waveform: counter}\n",
+		"      - {name: count, waveform: counter}\n      - {name: added, waveform: ramp, period: 1s}\n", 1)
+	if err := os.WriteFile(path, []byte(added), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, ch, "the added point after the reload", func(m msg) bool { return m.topic == "gw-test/sim/added" })
+
+	if err := os.WriteFile(path, []byte(added+"  - {name: broken, driver: nosuch}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	// The old configuration keeps running: readings of the added point go on.
+	for !strings.Contains(stderr.String(), "reload refused") {
+		waitFor(t, ch, "readings while the bad reload is refused", func(m msg) bool { return m.topic == "gw-test/sim/added" })
+	}
+	if !strings.Contains(stderr.String(), `unknown driver \"nosuch\"`) {
+		t.Errorf("the refused reload does not say why:\n%s", stderr)
+	}
+	waitFor(t, ch, "readings after the refused reload", func(m msg) bool { return m.topic == "gw-test/sim/added" })
+	if !c.IsConnectionOpen() {
+		t.Error("the local client was dropped by a reload")
 	}
 }

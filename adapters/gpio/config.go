@@ -1,0 +1,293 @@
+package gpio
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/mappings"
+)
+
+// mode is what a line does.
+type mode uint8
+
+const (
+	modeInput mode = iota + 1
+	modeCounter
+	modeOutput
+)
+
+func (m mode) String() string {
+	switch m {
+	case modeInput:
+		return "input"
+	case modeCounter:
+		return "counter"
+	case modeOutput:
+		return "output"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// countOn says which debounced transitions of a counter line are pulses.
+type countOn uint8
+
+const (
+	countRising  countOn = iota + 1 // inactive to active: the start of a pulse
+	countFalling                    // active to inactive: its end
+	countBoth                       // both: two counts per pulse
+)
+
+func (c countOn) counts(active bool) bool {
+	return c == countBoth || active == (c == countRising)
+}
+
+type pointConfig struct {
+	mappings.Spec `yaml:",inline"`
+	Line          *int           `yaml:"line"`
+	Mode          string         `yaml:"mode"`
+	Debounce      *time.Duration `yaml:"debounce"`
+	ActiveLow     bool           `yaml:"active_low"`
+	Bias          string         `yaml:"bias"`
+	Initial       *bool          `yaml:"initial"`
+	Edge          string         `yaml:"edge"`
+	Rate          *mappings.Spec `yaml:"rate"`
+}
+
+type deviceConfig struct {
+	adapters.Common `yaml:",inline"`
+	Chip            string        `yaml:"chip"`
+	Points          []pointConfig `yaml:"points"`
+}
+
+// lineSpec is one configured line.
+type lineSpec struct {
+	name      string // the point's name, the key of its saved total
+	offset    int
+	mode      mode
+	debounce  time.Duration
+	activeLow bool
+	bias      bias
+	initial   bool
+	count     countOn
+	writable  bool
+	point     int // index into Info.Points
+	rate      int // counter: index of the rate point; -1 otherwise
+	rateType  mappings.Type
+}
+
+// Configure implements adapters.Driver. It reports every problem of the
+// entry at its key and does no I/O: whether the chip and lines exist is
+// found out by Run.
+func (Driver) Configure(raw config.Raw) adapters.Device {
+	var c deviceConfig
+	raw.Decode(&c)
+	d := raw.Decoder()
+	path := raw.Path()
+	ok := true
+	fail := func(p, format string, args ...any) {
+		d.Errorf(p, format, args...)
+		ok = false
+	}
+	if err := mappings.ValidName(c.Name); err != nil {
+		fail(path+".name", "%v", err)
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.PollInterval < MinPollInterval {
+		fail(path+".poll_interval", "poll_interval must be at least %s", MinPollInterval)
+	}
+	if c.Chip == "" {
+		c.Chip = DefaultChip
+	}
+	if err := checkChip(c.Chip); err != nil {
+		fail(path+".chip", "%v", err)
+	}
+	if len(c.Points) == 0 {
+		fail(path, "a gpio device needs at least one point")
+	}
+
+	dev := &Device{chip: c.Chip, interval: c.PollInterval,
+		info: adapters.Info{Name: c.Name, Driver: "gpio"}}
+	names := map[string]string{} // point name -> key path
+	offsets := map[int]string{}  // line -> key path
+	addPoint := func(mp mappings.Point, where string) int {
+		if prev, dup := names[mp.Name]; dup {
+			fail(where+".name", "point name %q is already used by %s", mp.Name, prev)
+		}
+		names[mp.Name] = where
+		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: where})
+		return len(dev.info.Points) - 1
+	}
+	for i := range c.Points {
+		pc := &c.Points[i]
+		pp := fmt.Sprintf("%s.points[%d]", path, i)
+		ls, mp, good := checkPoint(d, pp, pc)
+		if !good {
+			ok = false
+			continue
+		}
+		if prev, dup := offsets[ls.offset]; dup {
+			fail(pp+".line", "line %d is already used by %s", ls.offset, prev)
+		}
+		offsets[ls.offset] = pp
+		ls.point = addPoint(mp, pp)
+		ls.rate = -1
+		if ls.mode == modeCounter {
+			rp, good := checkRate(d, pp, pc)
+			if !good {
+				ok = false
+				continue
+			}
+			ls.rate = addPoint(rp, pp+".rate")
+			ls.rateType = rp.Type
+		}
+		dev.lines = append(dev.lines, ls)
+	}
+	if !ok {
+		return nil
+	}
+	return dev
+}
+
+// checkChip accepts a chip name (gpiochip0) or its device path.
+func checkChip(chip string) error {
+	name := strings.TrimPrefix(chip, "/dev/")
+	if name == "" || strings.ContainsAny(name, "/ \t") {
+		return fmt.Errorf("chip %q: want a chip name such as gpiochip0 (gpiodetect lists them) or its path /dev/gpiochip0", chip)
+	}
+	return nil
+}
+
+// checkPoint checks one point's line keys and its mapping; good is false
+// when it reported a problem.
+func checkPoint(d *config.Decoder, pp string, pc *pointConfig) (ls lineSpec, mp mappings.Point, good bool) {
+	good = true
+	fail := func(p, format string, args ...any) {
+		d.Errorf(p, format, args...)
+		good = false
+	}
+	ls = lineSpec{name: pc.Name, activeLow: pc.ActiveLow, count: countRising}
+
+	switch pc.Mode {
+	case "input":
+		ls.mode = modeInput
+	case "counter":
+		ls.mode = modeCounter
+	case "output":
+		ls.mode = modeOutput
+	case "":
+		fail(pp, "a gpio point needs mode: input, counter or output")
+	default:
+		fail(pp+".mode", "unknown mode %q (want input, counter or output)", pc.Mode)
+	}
+	switch {
+	case pc.Line == nil:
+		fail(pp, "a gpio point needs line: its offset on the chip (gpioinfo lists them)")
+	case *pc.Line < 0:
+		fail(pp+".line", "line must be 0 or more, got %d", *pc.Line)
+	default:
+		ls.offset = *pc.Line
+	}
+
+	if pc.Debounce != nil {
+		switch db := *pc.Debounce; {
+		case ls.mode == modeOutput:
+			fail(pp+".debounce", "debounce applies to input and counter lines, not to an output")
+		case db < 0:
+			fail(pp+".debounce", "debounce must be 0 or more")
+		case db > MaxDebounce:
+			fail(pp+".debounce", "debounce %s is longer than %s", db, MaxDebounce)
+		default:
+			ls.debounce = db
+		}
+	}
+	switch pc.Bias {
+	case "":
+	case "pull-up":
+		ls.bias = biasPullUp
+	case "pull-down":
+		ls.bias = biasPullDown
+	case "disabled":
+		ls.bias = biasDisabled
+	default:
+		fail(pp+".bias", "unknown bias %q (want pull-up, pull-down or disabled)", pc.Bias)
+	}
+	if ls.bias != biasAsIs && ls.mode == modeOutput {
+		// A pull resistor does nothing against a driven line.
+		fail(pp+".bias", "bias applies to input and counter lines, not to an output")
+	}
+	if pc.Initial != nil {
+		if ls.mode == modeOutput {
+			ls.initial = *pc.Initial
+		} else if ls.mode != 0 {
+			fail(pp+".initial", "initial applies to an output, not to %s line", article(ls.mode))
+		}
+	}
+	switch pc.Edge {
+	case "":
+	case "rising":
+		ls.count = countRising
+	case "falling":
+		ls.count = countFalling
+	case "both":
+		ls.count = countBoth
+	default:
+		fail(pp+".edge", "unknown edge %q (want rising, falling or both)", pc.Edge)
+	}
+	if pc.Edge != "" && ls.mode != modeCounter && ls.mode != 0 {
+		fail(pp+".edge", "edge applies to a counter, not to %s line: inputs report both edges", article(ls.mode))
+	}
+	if pc.Rate != nil && ls.mode != modeCounter && ls.mode != 0 {
+		fail(pp+".rate", "rate applies to a counter, not to %s line", article(ls.mode))
+	}
+
+	opts := mappings.Options{DefaultType: mappings.Bool, BoolOnly: true}
+	switch ls.mode {
+	case modeCounter:
+		opts = mappings.Options{DefaultType: mappings.Uint64}
+	case 0:
+		// The mode is already reported: no type rule would be fair.
+		opts = mappings.Options{DefaultType: mappings.Bool}
+	}
+	mp, compiled := adapters.Compile(d, pp, &pc.Spec, opts)
+	if !compiled {
+		good = false
+	}
+	if ls.mode == modeCounter && compiled && mp.Type != mappings.Uint64 {
+		fail(pp+".type", "a counter total is a uint64, not %s: use scale for other units", mp.Type)
+	}
+	if mp.Writable && ls.mode == modeInput {
+		fail(pp+".writable", "an input line cannot be written: use mode: output")
+	}
+	ls.writable = mp.Writable
+	return ls, mp, good
+}
+
+// checkRate compiles the rate point of a counter: its own mapping keys
+// under `rate`, named <name>_rate unless it says otherwise.
+func checkRate(d *config.Decoder, pp string, pc *pointConfig) (mappings.Point, bool) {
+	var spec mappings.Spec
+	if pc.Rate != nil {
+		spec = *pc.Rate
+	}
+	if spec.Name == "" {
+		spec.Name = pc.Name + "_rate"
+	}
+	rp, ok := adapters.Compile(d, pp+".rate", &spec, mappings.Options{DefaultType: mappings.Float64, ReadOnly: true})
+	if ok && !rp.Type.IsFloat() {
+		d.Errorf(pp+".rate.type", "a rate is a float64 or float32, not %s", rp.Type)
+		ok = false
+	}
+	return rp, ok
+}
+
+func article(m mode) string {
+	if m == modeInput || m == modeOutput {
+		return "an " + m.String()
+	}
+	return "a " + m.String()
+}

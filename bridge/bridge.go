@@ -1,0 +1,293 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fieldbridge/gateway/broker"
+	"github.com/fieldbridge/gateway/buffer"
+	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/mappings"
+)
+
+// Local is the embedded broker as a bridge sees it: *broker.Broker
+// satisfies it.
+type Local interface {
+	// PublishAs injects a message under the identity origin. It must not
+	// block: it runs in the uplink's receive path (broker.Broker queues
+	// for each subscriber and returns).
+	PublishAs(origin, topic string, payload []byte, retain bool, qos byte) error
+	// Allowed reports whether the configured user may publish to topic.
+	Allowed(user, topic string) bool
+}
+
+var (
+	_ Local        = (*broker.Broker)(nil)
+	_ broker.Store = (*Bridge)(nil)
+)
+
+// Options are what a bridge gets besides its configuration.
+type Options struct {
+	// GatewayID replaces {gateway} in client_id.
+	GatewayID string
+	// Buffer is this bridge's own log, opened (and later closed) by the
+	// caller after the bridge stopped.
+	Buffer *buffer.Log
+	// Local receives what in-routes bring in; needed only with in-routes.
+	Local Local
+	// Log receives connection events and errors; nil discards.
+	Log *slog.Logger
+	// Now is the clock of record times and status; nil means time.Now.
+	Now func() time.Time
+}
+
+// Timing derived from keepalive.
+const (
+	// unreachableRetry caps the delay between attempts while the cloud's
+	// address refuses or drops TCP connections.
+	unreachableRetry = time.Second
+	// drainWait bounds how long a stopping bridge waits for PUBACKs of what
+	// is in flight, to spare duplicates at the next start.
+	drainWait = time.Second
+	// offlineWait bounds the "offline" status publish at shutdown.
+	offlineWait = 500 * time.Millisecond
+	// quiesce is what paho may take to send DISCONNECT.
+	quiesce = 250 * time.Millisecond
+	// liveQueue bounds QoS 0 messages waiting to be sent unbuffered.
+	liveQueue = 1024
+)
+
+// ErrRunning is returned by a second call to Run.
+var ErrRunning = errors.New("bridge: already running")
+
+type outRoute struct {
+	filter string
+	qos    byte
+	prefix string
+}
+
+type inRoute struct {
+	filter string
+	qos    byte
+	strip  string
+}
+
+// Bridge is one uplink to a cloud broker: a broker.Store that buffers the
+// messages of its out-routes, and the client that sends them and brings in
+// the messages of its in-routes. Every method is safe for concurrent use.
+type Bridge struct {
+	name       string
+	cfg        config.Bridge
+	ep         endpoint
+	publicURL  string
+	clientID   string
+	origin     string // broker.InlineOrigin(name): what the bridge injected
+	out        []outRoute
+	in         []inRoute
+	inflight   int
+	bufferQoS0 bool
+
+	keepalive      time.Duration
+	pingTimeout    time.Duration
+	connectTimeout time.Duration
+	writeTimeout   time.Duration
+
+	buf   *buffer.Log
+	local Local
+	log   *slog.Logger
+	now   func() time.Time
+	limit *limiter
+	dial  dialFunc
+	live  chan liveMsg
+	recs  sync.Pool // *[]byte record buffers
+
+	running atomic.Bool
+	st      counters
+	status  statusState
+	logs    logLimits
+}
+
+type liveMsg struct {
+	topic   string
+	payload []byte
+	retain  bool
+}
+
+// New builds a bridge for a configuration checked by config.Load. It does
+// no I/O: certificates and password_file are read at each connection
+// attempt by Run.
+func New(cfg config.Bridge, opts Options) (*Bridge, error) {
+	if opts.Buffer == nil {
+		return nil, fmt.Errorf("bridge %s: Options.Buffer is nil", cfg.Name)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("bridge: the configuration has no name")
+	}
+	ep, err := parseEndpoint(cfg.URL, cfg.TLS.ServerName)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", cfg.Name, err)
+	}
+	if !ep.secure() && cfg.TLS != (config.TLS{}) {
+		return nil, fmt.Errorf("bridge %s: tls settings need an mqtts:// or wss:// URL", cfg.Name)
+	}
+	if !ep.secure() && !cfg.InsecurePlaintext && !config.IsLoopback(ep.addr) {
+		return nil, fmt.Errorf("bridge %s: %s sends data in clear text; use mqtts:// or wss://, or set insecure_plaintext", cfg.Name, cfg.URL)
+	}
+	u, _ := url.Parse(cfg.URL)
+	u.User = nil
+
+	b := &Bridge{
+		name:       cfg.Name,
+		cfg:        cfg,
+		ep:         ep,
+		publicURL:  u.String(),
+		clientID:   strings.ReplaceAll(cfg.ClientID, "{gateway}", opts.GatewayID),
+		origin:     broker.InlineOrigin(cfg.Name),
+		inflight:   cfg.Inflight,
+		bufferQoS0: cfg.BufferQoS0 == nil || *cfg.BufferQoS0,
+		keepalive:  cfg.Keepalive,
+		buf:        opts.Buffer,
+		local:      opts.Local,
+		log:        opts.Log.With("bridge", cfg.Name),
+		now:        opts.Now,
+		limit:      newLimiter(cfg.MaxRate),
+		dial:       (&net.Dialer{}).DialContext,
+		live:       make(chan liveMsg, liveQueue),
+	}
+	if b.clientID == "" {
+		b.clientID = opts.GatewayID
+	}
+	if b.clientID == "" {
+		return nil, fmt.Errorf("bridge %s: no client_id and no gateway id", cfg.Name)
+	}
+	if b.inflight <= 0 {
+		b.inflight = config.DefaultInflight
+	}
+	if b.keepalive <= 0 {
+		b.keepalive = config.DefaultKeepalive
+	}
+	b.keepalive = max(b.keepalive, time.Second)
+	b.pingTimeout = min(max(b.keepalive/2, time.Second), 10*time.Second)
+	b.connectTimeout = min(max(b.keepalive, 5*time.Second), 30*time.Second)
+	b.writeTimeout = b.connectTimeout
+	if b.cfg.Reconnect.Min <= 0 {
+		b.cfg.Reconnect.Min = config.DefaultReconnectMin
+	}
+	if b.cfg.Reconnect.Max < b.cfg.Reconnect.Min {
+		b.cfg.Reconnect.Max = max(b.cfg.Reconnect.Min, config.DefaultReconnectMax)
+	}
+	for i, r := range cfg.Routes {
+		qos := byte(1)
+		if r.QoS != nil {
+			if *r.QoS < 0 || *r.QoS > 2 {
+				return nil, fmt.Errorf("bridge %s: routes[%d]: qos %d", cfg.Name, i, *r.QoS)
+			}
+			qos = byte(*r.QoS)
+		}
+		if err := mappings.ValidTopicFilter(r.Filter); err != nil {
+			return nil, fmt.Errorf("bridge %s: routes[%d]: %w", cfg.Name, i, err)
+		}
+		switch r.Direction {
+		case "out":
+			b.out = append(b.out, outRoute{filter: r.Filter, qos: qos, prefix: r.RemotePrefix})
+		case "in":
+			b.in = append(b.in, inRoute{filter: r.Filter, qos: qos, strip: r.StripPrefix})
+		default:
+			return nil, fmt.Errorf("bridge %s: routes[%d]: direction %q", cfg.Name, i, r.Direction)
+		}
+	}
+	if len(b.in) > 0 && b.local == nil {
+		return nil, fmt.Errorf("bridge %s: in-routes need Options.Local", cfg.Name)
+	}
+	b.logs.init()
+	return b, nil
+}
+
+// Name is the bridge's configured name.
+func (b *Bridge) Name() string { return b.name }
+
+// Run connects to the cloud broker and keeps connecting until ctx ends:
+// it sends the buffer's records, acknowledging each one to the buffer when
+// the cloud acknowledged it and every record before it, and brings in the
+// messages of the in-routes. When ctx ends it waits briefly for what is in
+// flight, publishes "offline" to status_topic, disconnects cleanly and
+// returns nil; the whole stop takes at most about two seconds. It returns
+// an error only when the buffer is closed under it.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.sampleRates(rctx)
+	}()
+
+	bo := newBackoff(b.cfg.Reconnect.Min, b.cfg.Reconnect.Max)
+	for {
+		connected, err := b.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, buffer.ErrClosed) {
+			return fmt.Errorf("bridge %s: %w", b.name, err)
+		}
+		if connected {
+			bo.reset()
+		} else {
+			b.st.connectFailures.Add(1)
+		}
+		var limit time.Duration
+		if unreachable(err) {
+			limit = unreachableRetry
+		}
+		delay := bo.next(limit)
+		b.setError(err, connected, delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// setError records why a session ended or a connection failed, and logs
+// it: every change of error, and a repeated one at most once a minute.
+func (b *Bridge) setError(err error, wasConnected bool, retry time.Duration) {
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	msg := err.Error()
+	b.status.setError(msg, b.now())
+	if wasConnected {
+		b.log.Warn("bridge: connection lost", "url", b.publicURL, "err", msg, "retry_in", retry.Round(time.Millisecond))
+		return
+	}
+	if n, ok := b.logs.connect.allow(msg, time.Now()); ok {
+		args := []any{"url", b.publicURL, "err", msg, "retry_in", retry.Round(time.Millisecond)}
+		if n > 0 {
+			args = append(args, "repeated", n)
+		}
+		b.log.Warn("bridge: cannot connect", args...)
+	}
+}

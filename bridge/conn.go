@@ -1,0 +1,355 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// dialFunc opens a TCP connection; tests replace it to dial from inside a
+// network namespace.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// connectError is a failure to open the connection, before MQTT: the
+// phase says how far it got.
+type connectError struct {
+	phase string // "tcp", "tls" or "websocket"
+	addr  string
+	err   error
+}
+
+func (e *connectError) Error() string {
+	switch e.phase {
+	case "tcp":
+		return fmt.Sprintf("cannot reach %s: %v", e.addr, e.err)
+	case "tls":
+		return fmt.Sprintf("TLS handshake with %s failed: %v", e.addr, e.err)
+	}
+	return fmt.Sprintf("websocket handshake with %s failed: %v", e.addr, e.err)
+}
+
+func (e *connectError) Unwrap() error { return e.err }
+
+// unreachable reports whether err is a connection that could not even be
+// opened (refused, no route, timed out): retrying those costs the cloud
+// nothing.
+func unreachable(err error) bool {
+	var ce *connectError
+	return errors.As(err, &ce) && ce.phase == "tcp"
+}
+
+// link is the network connection of one session. paho opens it through
+// CustomOpenConnectionFn, so the bridge holds the socket: closing it is the
+// one way to end a stuck session at once (paho's Disconnect waits on its
+// own goroutines), and the bridge sees which phase of a failed connect
+// went wrong.
+type link struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	err    error // the last open error
+	closed bool
+}
+
+// set keeps conn, or closes it when the link was closed meanwhile.
+func (l *link) set(conn net.Conn, err error) (net.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.err = err
+		return nil, err
+	}
+	if l.closed {
+		conn.Close()
+		return nil, errors.New("bridge: session ended while connecting")
+	}
+	l.conn = conn
+	return conn, nil
+}
+
+func (l *link) openErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// close closes the connection, now or as soon as it is opened.
+func (l *link) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.conn != nil {
+		l.conn.Close()
+	}
+}
+
+// endpoint is where and how a bridge connects.
+type endpoint struct {
+	scheme     string // tcp, tls, ws or wss
+	addr       string // host:port
+	url        string // for websocket dialing: the configured URL without credentials
+	serverName string
+}
+
+func parseEndpoint(raw, serverName string) (endpoint, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return endpoint{}, fmt.Errorf("url: %w", err)
+	}
+	if u.Host == "" || u.Port() == "" {
+		return endpoint{}, fmt.Errorf("url %q needs a host and a port", u.Redacted())
+	}
+	ep := endpoint{addr: u.Host, serverName: serverName}
+	if ep.serverName == "" {
+		ep.serverName = u.Hostname()
+	}
+	switch u.Scheme {
+	case "mqtt", "tcp":
+		ep.scheme = "tcp"
+	case "mqtts", "ssl", "tls":
+		ep.scheme = "tls"
+	case "ws", "wss":
+		ep.scheme = u.Scheme
+		wu := *u
+		wu.User = nil
+		ep.url = wu.String()
+	default:
+		return endpoint{}, fmt.Errorf("url scheme %q is not mqtts, wss or mqtt", u.Scheme)
+	}
+	return ep, nil
+}
+
+func (ep endpoint) secure() bool { return ep.scheme == "tls" || ep.scheme == "wss" }
+
+// loadTLS builds the client TLS configuration from the files, read at
+// every connection attempt so that renewed certificates are picked up.
+// Verification is always on: without ca_file the system roots are used.
+func loadTLS(files tlsFiles, serverName string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if files.ca != "" {
+		pem, err := os.ReadFile(files.ca)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", files.ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if files.cert != "" {
+		cert, err := tls.LoadX509KeyPair(files.cert, files.key)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file %s, tls.key_file %s: %w", files.cert, files.key, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+type tlsFiles struct{ ca, cert, key string }
+
+// open dials ep within timeout: TCP, then TLS and the websocket handshake
+// as the scheme asks. It never falls back to a weaker scheme.
+func (ep endpoint) open(ctx context.Context, dial dialFunc, tlsCfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tcp := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c, err := dial(ctx, "tcp", ep.addr)
+		if err != nil {
+			return nil, &connectError{"tcp", ep.addr, err}
+		}
+		return c, nil
+	}
+	tlsDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := tcp(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &connectError{"tls", ep.addr, err}
+		}
+		return tc, nil
+	}
+	switch ep.scheme {
+	case "tcp":
+		return tcp(ctx, "tcp", ep.addr)
+	case "tls":
+		return tlsDial(ctx, "tcp", ep.addr)
+	}
+	d := websocket.Dialer{
+		NetDialContext:   tcp,
+		HandshakeTimeout: timeout,
+		Subprotocols:     []string{"mqtt"},
+	}
+	if ep.scheme == "wss" {
+		d.NetDialTLSContext = tlsDial
+	}
+	ws, resp, err := d.DialContext(ctx, ep.url, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		var ce *connectError
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		if resp != nil {
+			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
+		}
+		return nil, &connectError{"websocket", ep.addr, err}
+	}
+	return &wsConn{ws: ws}, nil
+}
+
+// wsConn carries the MQTT byte stream in binary websocket messages.
+type wsConn struct {
+	ws  *websocket.Conn
+	r   io.Reader
+	wmu sync.Mutex // paho's keepalive writes PINGREQ beside its writer goroutine
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			_, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if err == io.EOF {
+			c.r = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error                      { return c.ws.Close() }
+func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+// SetWriteDeadline takes the write lock: gorilla reads the deadline in
+// the writer without one of its own.
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.SetWriteDeadline(t)
+}
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.ws.SetReadDeadline(t), c.SetWriteDeadline(t))
+}
+
+// maxPending bounds the bytes a batchConn holds besides the batch being
+// written; writers wait beyond it, so a stalled link pushes back instead
+// of growing memory.
+const maxPending = 256 << 10
+
+// batchConn coalesces writes: paho writes each packet with its own Write,
+// which over TLS is one record and one system call per message. Here
+// Write appends to a buffer that one flusher goroutine writes out; packets
+// written while a flush runs go out together in the next one (group
+// commit, no timer, so an idle link adds no delay). A failed flush closes
+// the connection, which paho's reader reports as a lost connection, and
+// later Writes return the error.
+type batchConn struct {
+	net.Conn
+	timeout time.Duration // bounds each flush
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []byte
+	spare   []byte
+	err     error
+}
+
+func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
+	b := &batchConn{Conn: c, timeout: timeout}
+	b.cond = sync.NewCond(&b.mu)
+	go b.flush()
+	return b
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.err == nil && len(b.pending) > 0 && len(b.pending)+len(p) > maxPending {
+		b.cond.Wait()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	b.pending = append(b.pending, p...)
+	b.cond.Broadcast()
+	return len(p), nil
+}
+
+func (b *batchConn) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		for b.err == nil && len(b.pending) == 0 {
+			b.cond.Wait()
+		}
+		if b.err != nil {
+			return
+		}
+		out := b.pending
+		b.pending = b.spare[:0]
+		b.cond.Broadcast() // writers waiting for room may fill the new buffer meanwhile
+		b.mu.Unlock()
+		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+		_, err := b.Conn.Write(out)
+		b.mu.Lock()
+		b.spare = out[:0]
+		if err != nil && b.err == nil {
+			b.err = err
+			b.Conn.Close()
+		}
+		b.cond.Broadcast()
+	}
+}
+
+// SetWriteDeadline is ignored: paho sets it around its own Writes, which
+// no longer touch the network; each flush has its own deadline.
+func (b *batchConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline applies to reads only, for the same reason.
+func (b *batchConn) SetDeadline(t time.Time) error { return b.Conn.SetReadDeadline(t) }
+
+func (b *batchConn) Close() error {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = net.ErrClosed
+	}
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	return b.Conn.Close()
+}

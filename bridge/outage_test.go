@@ -1,0 +1,77 @@
+package bridge
+
+import (
+	"fmt"
+	"testing"
+)
+
+// outageMessages is the issue's figure; the race detector gets fewer.
+func outageMessages() int {
+	if raceEnabled {
+		return 5000
+	}
+	return 50000
+}
+
+// TestOutage: the cloud is down while the plant publishes; when it comes
+// back, everything arrives, in order per topic.
+func TestOutage(t *testing.T) {
+	p := newPKI(t, "cloud")
+	c := newCloud(t, p, cloudOpts{})
+	c.start()
+	sub := newCloudSub()
+	subscribeCloud(t, c, p, "outage-sub", "sites/#", sub, nil)
+
+	r := newRig(t, bridgeConfig(c, p, t), rigOpts{})
+	r.waitConnected(t, true)
+
+	c.stop()
+	r.waitConnected(t, false)
+	topics := topicNames("plant/t", 10)
+	perTopic := outageMessages() / len(topics)
+	publishLocal(t, r.local, topics, perTopic)
+	if got := r.br.Status().Backlog.Messages; got != uint64(len(topics)*perTopic) {
+		t.Fatalf("backlog %d messages, want %d", got, len(topics)*perTopic)
+	}
+
+	c.start()
+	sub = newCloudSub()
+	subscribeCloud(t, c, p, "outage-sub", "sites/#", sub, nil)
+	n := len(topics) * perTopic
+	sub.waitFor(t, bulkWait, "every message at the cloud", func(_, distinct int) bool { return distinct >= n })
+
+	remote := topicNames("sites/a/plant/t", 10)
+	dups := checkDelivery(t, sub.snapshot(), remote, perTopic)
+	t.Logf("%d messages delivered after the outage, %d duplicates", n, dups)
+	eventually(t, wait, "an empty backlog", func() bool { return r.br.Status().Backlog.Messages == 0 })
+	st := r.br.Status()
+	if st.Sent < uint64(n) || st.LastAck.IsZero() || st.Drops != (Drops{}) {
+		t.Errorf("status after the outage: %+v", st)
+	}
+}
+
+// TestWebsocket: the same path over wss:// with a client certificate.
+func TestWebsocket(t *testing.T) {
+	p := newPKI(t, "cloud")
+	certFile, keyFile := p.leaf(t, "cloud-ws", []string{"127.0.0.1"}, false)
+	wsPort := freePort(t)
+	c := newCloud(t, p, cloudOpts{extra: fmt.Sprintf(`listener %d 127.0.0.1
+protocol websockets
+cafile %s
+certfile %s
+keyfile %s
+require_certificate true
+use_identity_as_username true
+`, wsPort, p.ca, certFile, keyFile)})
+	c.start()
+	sub := newCloudSub()
+	subscribeCloud(t, c, p, "ws-sub", "sites/#", sub, nil)
+	cfg := bridgeConfig(c, p, t)
+	cfg.URL = fmt.Sprintf("wss://127.0.0.1:%d/mqtt", wsPort)
+	r := newRig(t, cfg, rigOpts{})
+	r.waitConnected(t, true)
+	topics := topicNames("plant/t", 2)
+	publishLocal(t, r.local, topics, 500)
+	sub.waitFor(t, wait, "every message", func(_, d int) bool { return d >= 1000 })
+	checkDelivery(t, sub.snapshot(), topicNames("sites/a/plant/t", 2), 500)
+}

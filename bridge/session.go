@@ -1,0 +1,360 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fieldbridge/gateway/buffer"
+)
+
+// subscribeFailed is the SUBACK return code of a refused subscription.
+const subscribeFailed = 0x80
+
+// pending is a record handed to paho and not yet acknowledged to the
+// buffer. A nil tok is a record that is not sent (it could not be
+// decoded) but still acknowledged in its turn.
+type pending struct {
+	seq  uint64
+	tok  paho.Token
+	sent time.Time
+}
+
+// errSessionEnded reports a connection that paho closed without a reason.
+var errSessionEnded = errors.New("connection lost")
+
+// session makes one connection and serves it until it is lost or ctx
+// ends. connected tells whether the cloud accepted the connection.
+//
+// Each session has its own paho client: paho's own reconnection resends
+// its store in map order and completes tokens without a PUBACK, so the
+// bridge drops the client with the connection and resends from the
+// buffer's cursor instead.
+func (b *Bridge) session(ctx context.Context) (connected bool, err error) {
+	password, err := b.cfg.Secret()
+	if err != nil {
+		return false, err
+	}
+	var tlsCfg *tls.Config
+	if b.ep.secure() {
+		files := tlsFiles{b.cfg.TLS.CAFile, b.cfg.TLS.CertFile, b.cfg.TLS.KeyFile}
+		if tlsCfg, err = loadTLS(files, b.ep.serverName); err != nil {
+			return false, err
+		}
+	}
+	lk := &link{}
+	defer lk.close()
+	lost := make(chan error, 1)
+	opts := paho.NewClientOptions().
+		// paho wants a server URL; the connection itself comes from
+		// CustomOpenConnectionFn.
+		AddBroker("tcp://" + b.ep.addr).
+		SetClientID(b.clientID).
+		SetUsername(b.cfg.Username).
+		SetPassword(password).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetStore(paho.NewMemoryStore()).
+		// In order, in paho's receive goroutine: receive only injects into
+		// the local broker, which queues and never waits.
+		SetOrderMatters(true).
+		SetDefaultPublishHandler(b.receive).
+		SetKeepAlive(b.keepalive).
+		SetPingTimeout(b.pingTimeout).
+		SetConnectTimeout(b.connectTimeout).
+		SetWriteTimeout(b.writeTimeout).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		}).
+		SetCustomOpenConnectionFn(func(*url.URL, paho.ClientOptions) (net.Conn, error) {
+			conn, err := b.ep.open(ctx, b.dial, tlsCfg, b.connectTimeout)
+			if err == nil {
+				conn = newBatchConn(conn, b.writeTimeout)
+			}
+			return lk.set(conn, err)
+		})
+	if b.cfg.StatusTopic != "" {
+		opts.SetBinaryWill(b.cfg.StatusTopic, []byte("offline"), 1, true)
+	}
+	cl := paho.NewClient(opts)
+	if err := await(ctx, cl.Connect(), 2*b.connectTimeout); err != nil {
+		lk.close()
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		if oerr := lk.openErr(); oerr != nil {
+			return false, oerr
+		}
+		return false, fmt.Errorf("connecting to %s: %w", b.ep.addr, err)
+	}
+
+	b.st.connects.Add(1)
+	defer b.status.setConnected(false, b.now())
+
+	err = b.serve(ctx, cl, lk, lost)
+	if ctx.Err() != nil {
+		if b.cfg.StatusTopic != "" && err == nil {
+			if perr := await(context.Background(), cl.Publish(b.cfg.StatusTopic, 1, true, "offline"), offlineWait); perr != nil {
+				b.log.Warn("bridge: cannot publish offline status", "err", perr)
+			}
+		}
+		cl.Disconnect(uint(quiesce / time.Millisecond))
+		b.log.Info("bridge: disconnected", "url", b.publicURL)
+		return true, nil
+	}
+	lk.close()
+	cl.Disconnect(0)
+	return true, err
+}
+
+// serve runs a connected session: the status message, the in-route
+// subscriptions, then the sender and the collector of acknowledgements.
+// It returns nil when ctx ended and the session stopped cleanly.
+func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-chan error) error {
+	wait := b.writeTimeout + b.keepalive
+	if b.cfg.StatusTopic != "" {
+		if err := await(ctx, cl.Publish(b.cfg.StatusTopic, 1, true, "online"), wait); err != nil {
+			return fmt.Errorf("publishing online status: %w", err)
+		}
+	}
+	if err := b.subscribe(ctx, cl, wait); err != nil {
+		return err
+	}
+	b.status.setConnected(true, b.now())
+	b.log.Info("bridge: connected", "url", b.publicURL, "client_id", b.clientID)
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	rd := b.buf.Reader()
+	defer rd.Close()
+	window := make(chan pending, b.inflight)
+	slots := make(chan struct{}, b.inflight)
+	var wg sync.WaitGroup
+	var sendErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sendErr = b.send(sctx, cl, rd, window, slots)
+	}()
+	go func() {
+		defer wg.Done()
+		b.sendLive(sctx, cl)
+	}()
+
+	err := b.collect(ctx, window, slots, lost)
+	stop()
+	rd.Close()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainWait):
+		// The sender is stuck handing a message to paho on a dead link;
+		// closing the socket frees it.
+		lk.close()
+		<-done
+	}
+	if err == nil {
+		err = sendErr
+	}
+	if err == nil && ctx.Err() == nil {
+		err = errSessionEnded
+	}
+	return err
+}
+
+// subscribe subscribes to the in-routes' filters in one SUBSCRIBE. A
+// filter the cloud refuses is reported and the session goes on with the
+// others.
+func (b *Bridge) subscribe(ctx context.Context, cl paho.Client, wait time.Duration) error {
+	if len(b.in) == 0 {
+		return nil
+	}
+	filters := map[string]byte{}
+	for _, r := range b.in {
+		filters[r.filter] = max(filters[r.filter], r.qos)
+	}
+	tok := cl.SubscribeMultiple(filters, nil)
+	if err := await(ctx, tok, wait); err != nil {
+		return fmt.Errorf("subscribing to the in-routes: %w", err)
+	}
+	st, ok := tok.(*paho.SubscribeToken)
+	if !ok {
+		return nil
+	}
+	for f, code := range st.Result() {
+		if code == subscribeFailed {
+			msg := fmt.Sprintf("the cloud refused the subscription to %q", f)
+			b.status.setError(msg, b.now())
+			b.log.Error("bridge: "+msg, "url", b.publicURL)
+		}
+	}
+	return nil
+}
+
+// send reads records from the buffer and hands them to paho, at most
+// inflight unacknowledged at a time. It is the only goroutine that
+// publishes records, so they leave in buffer order, which keeps each
+// topic's order.
+func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, window chan<- pending, slots chan struct{}) error {
+	defer close(window)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		rec, err := rd.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading the buffer: %w", err)
+		}
+		r, err := decodeRecord(rec.Data)
+		if err != nil {
+			// Nothing can send it, now or later: acknowledge it in its turn.
+			b.st.badRecords.Add(1)
+			if n, ok := b.logs.badRecord.allow("", time.Now()); ok {
+				b.log.Error("bridge: skipping a bad record in the buffer", "seq", rec.Seq, "err", err, "suppressed", n)
+			}
+			window <- pending{seq: rec.Seq}
+			continue
+		}
+		if err := b.limit.wait(ctx); err != nil {
+			return nil
+		}
+		tok := cl.Publish(r.topic, r.qos, r.retain, r.payload)
+		window <- pending{seq: rec.Seq, tok: tok, sent: time.Now()}
+	}
+}
+
+// collect waits for the acknowledgements in the order the records were
+// sent and acknowledges each to the buffer, so the buffer's cursor only
+// ever passes records the cloud has. A record whose PUBACK does not come
+// within keepalive of it being sent (or of the previous PUBACK) means the
+// link is dead even if the socket looks open. When ctx ends it keeps
+// collecting for at most drainWait and returns nil.
+func (b *Bridge) collect(ctx context.Context, window <-chan pending, slots <-chan struct{}, lost <-chan error) error {
+	ctxDone := ctx.Done()
+	var drain <-chan time.Time
+	stopping := func() {
+		ctxDone = nil
+		drain = time.After(drainWait)
+	}
+	lastAck := time.Now()
+	for {
+		var p pending
+		select {
+		case q, ok := <-window:
+			if !ok {
+				return nil
+			}
+			p = q
+		case err := <-lost:
+			return lostError(err)
+		case <-ctxDone:
+			stopping()
+			continue
+		case <-drain:
+			return nil
+		}
+		if p.tok != nil {
+			deadline := p.sent
+			if lastAck.After(deadline) {
+				deadline = lastAck
+			}
+			timer := time.NewTimer(time.Until(deadline.Add(b.keepalive)))
+		wait:
+			for {
+				select {
+				case <-p.tok.Done():
+					break wait
+				case err := <-lost:
+					timer.Stop()
+					return lostError(err)
+				case <-timer.C:
+					if isDone(p.tok) {
+						break wait
+					}
+					return fmt.Errorf("no acknowledgement from the cloud for %s with %d messages in flight: link presumed dead",
+						b.keepalive, len(window)+1)
+				case <-ctxDone:
+					stopping()
+				case <-drain:
+					timer.Stop()
+					return nil
+				}
+			}
+			timer.Stop()
+			if err := p.tok.Error(); err != nil {
+				return fmt.Errorf("publishing: %w", err)
+			}
+			lastAck = time.Now()
+			b.st.sent.Add(1)
+			b.status.acked(b.now())
+		}
+		if err := b.buf.Ack(p.seq + 1); err != nil {
+			return fmt.Errorf("acknowledging to the buffer: %w", err)
+		}
+		<-slots
+	}
+}
+
+func isDone(tok paho.Token) bool {
+	select {
+	case <-tok.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func lostError(err error) error {
+	if err == nil {
+		return errSessionEnded
+	}
+	return fmt.Errorf("connection lost: %w", err)
+}
+
+// sendLive sends QoS 0 messages that are not buffered (buffer_qos0:
+// false), best effort, until ctx ends.
+func (b *Bridge) sendLive(ctx context.Context, cl paho.Client) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-b.live:
+			if b.limit.wait(ctx) != nil {
+				return
+			}
+			cl.Publish(m.topic, 0, m.retain, m.payload)
+		}
+	}
+}
+
+// await waits for a paho token, for ctx, or for timeout, whichever comes
+// first: no token wait is unbounded.
+func await(ctx context.Context, tok paho.Token, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+}
