@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -87,7 +88,16 @@ func gateway(args []string) error {
 	syncInterval := fs.Duration("sync-interval", 100*time.Millisecond, "buffer sync interval")
 	inflight := fs.Int("inflight", 100, "bridge in-flight window")
 	maxBytes := fs.Int64("max-bytes", 4<<30, "buffer max_bytes")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit")
 	fs.Parse(args)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	mode, err := buffer.ParseSyncMode(*syncMode)
 	if err != nil {
@@ -232,6 +242,7 @@ func sub(args []string) error {
 	filter := fs.String("filter", "sites/#", "topic filter")
 	n := fs.Int("n", 100000, "messages to wait for")
 	register := fs.Bool("register", false, "only create the persistent session")
+	qos := fs.Int("qos", 1, "subscription QoS")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
 	fs.Parse(args)
 	tc, err := tf.config()
@@ -270,7 +281,7 @@ func sub(args []string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	connected := time.Now().UnixNano()
-	if tok := cl.Subscribe(*filter, 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if tok := cl.Subscribe(*filter, byte(*qos), nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("subscribe: %v", tok.Error())
 	}
 	if *register {
