@@ -75,3 +75,28 @@ use_identity_as_username true
 	sub.waitFor(t, wait, "every message", func(_, d int) bool { return d >= 1000 })
 	checkDelivery(t, sub.snapshot(), topicNames("sites/a/plant/t", 2), 500)
 }
+
+// TestUnbufferedQoS0: with buffer_qos0 false, QoS 0 messages skip the
+// buffer and go out while connected; QoS 1 ones are still buffered.
+func TestUnbufferedQoS0(t *testing.T) {
+	p := newPKI(t, "cloud")
+	c := newCloud(t, p, cloudOpts{})
+	c.start()
+	sub := newCloudSub()
+	subscribeCloud(t, c, p, "q0-sub", "sites/#", sub, nil)
+	cfg := bridgeConfig(c, p, t)
+	no := false
+	cfg.BufferQoS0 = &no
+	r := newRig(t, cfg, rigOpts{})
+	r.waitConnected(t, true)
+	if err := r.brk.Publish("plant/live", []byte("q0"), false, 0); err != nil {
+		t.Fatal(err)
+	}
+	publishLocal(t, r.local, []string{"plant/durable"}, 1)
+	sub.waitFor(t, wait, "both messages", func(_, d int) bool {
+		return sub.has("sites/a/plant/live", "q0") && sub.has("sites/a/plant/durable", "0")
+	})
+	if st := r.br.Status(); st.Backlog.Messages != 0 || r.buf.Stats().Appended != 1 {
+		t.Errorf("appended %d records, want only the QoS 1 one; status %+v", r.buf.Stats().Appended, st)
+	}
+}

@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v openssl >/dev/null || need+=(openssl)
 command -v socat >/dev/null || need+=(socat)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
 command -v mbpoll >/dev/null || need+=(mbpoll)
 /usr/bin/python3 -c 'import pymodbus, serial_asyncio' 2>/dev/null || need+=(python3-pymodbus python3-serial-asyncio)
 if ((${#need[@]})); then

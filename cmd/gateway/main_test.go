@@ -227,9 +227,16 @@ func TestRunPublishesReadingsAndStopsOnSignal(t *testing.T) {
 	cmd, stderr := startGateway(t, writeConfig(t, t.TempDir(), mqttAddr, httpAddr))
 	c := connect(t, mqttAddr)
 	ch := subscribe(t, c, "gw-test/#")
-	waitFor(t, ch, "gateway online", func(m msg) bool { return m.topic == "gw-test/status" && m.payload == "online" })
-	waitFor(t, ch, "device online", func(m msg) bool { return m.topic == "gw-test/sim/status" && m.payload == "online" })
-	m := waitFor(t, ch, "a sine reading", func(m msg) bool { return m.topic == "gw-test/sim/sine" })
+	// Retained messages come in any order on subscribe: wait for all three.
+	seen := map[string]msg{}
+	for len(seen) < 3 {
+		m := waitFor(t, ch, "gateway and device online and a reading", func(m msg) bool {
+			return m.topic == "gw-test/status" && m.payload == "online" ||
+				m.topic == "gw-test/sim/status" && m.payload == "online" || m.topic == "gw-test/sim/sine"
+		})
+		seen[m.topic] = m
+	}
+	m := seen["gw-test/sim/sine"]
 	var r struct {
 		Value   *float64 `json:"value"`
 		Unit    string   `json:"unit"`
