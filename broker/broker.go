@@ -91,6 +91,8 @@ type Broker struct {
 	closeErr  error
 
 	origins sync.Map // name → *mqtt.Client, the inline clients of PublishAs
+
+	guard *retainGuard
 }
 
 // New checks the configuration and builds the broker. It does no I/O:
@@ -147,6 +149,10 @@ func New(cfg config.Broker, log *slog.Logger) (*Broker, error) {
 	}
 	if err := server.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding the auth hook: %w", err)
+	}
+	b.guard = &retainGuard{}
+	if err := server.AddHook(b.guard, nil); err != nil {
+		return nil, fmt.Errorf("broker: adding the retain guard: %w", err)
 	}
 	return b, nil
 }
@@ -308,6 +314,10 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 	if err := b.checkPublish(topic, qos); err != nil {
 		return err
 	}
+	if retain {
+		b.guard.mu.Lock()
+		defer b.guard.mu.Unlock()
+	}
 	if err := b.server.Publish(topic, payload, retain, qos); err != nil {
 		return fmt.Errorf("broker: publish to %q: %w", topic, err)
 	}
@@ -327,6 +337,10 @@ func (b *Broker) PublishAs(origin, topic string, payload []byte, retain bool, qo
 	cl, ok := b.origins.Load(origin)
 	if !ok {
 		cl, _ = b.origins.LoadOrStore(origin, b.server.NewClient(nil, mqtt.LocalListener, InlineOrigin(origin), true))
+	}
+	if retain {
+		b.guard.mu.Lock()
+		defer b.guard.mu.Unlock()
 	}
 	err := b.server.InjectPacket(cl.(*mqtt.Client), packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: retain},
@@ -363,6 +377,9 @@ func (b *Broker) Subscribe(filter string, id int, handler Handler) error {
 	if !validFilter(filter) {
 		return fmt.Errorf("broker: subscribe: %q is not a valid topic filter", filter)
 	}
+	// The retained messages are delivered inside Subscribe: see retainGuard.
+	b.guard.mu.RLock()
+	defer b.guard.mu.RUnlock()
 	err := b.server.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		handler(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.Origin)
 	})

@@ -120,7 +120,7 @@ func (s *bridgeSet) apply(f *config.File, local bridge.Local) error {
 			}
 		}
 		b, err := bridge.New(bc, bridge.Options{GatewayID: f.Gateway.ID, Buffer: l, Local: local,
-			Log: s.log.With("component", "bridge", "bridge", bc.Name), Now: s.now})
+			Log: s.log.With("component", "bridge"), Now: s.now})
 		if err != nil {
 			l.Close()
 			delete(s.ups, bc.Name)

@@ -11,6 +11,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v socat >/dev/null || need+=(socat)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v mbpoll >/dev/null || need+=(mbpoll)
 /usr/bin/python3 -c 'import pymodbus, serial_asyncio' 2>/dev/null || need+=(python3-pymodbus python3-serial-asyncio)
 if ((${#need[@]})); then
