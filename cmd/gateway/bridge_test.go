@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,5 +156,67 @@ bridges:
 		case <-deadline:
 			t.Fatalf("only %d of %d messages arrived", next, n)
 		}
+	}
+}
+
+// A reload changes a bridge's routes in place: the local client stays
+// connected and what the new route matches reaches the cloud.
+func TestReloadChangesRoutes(t *testing.T) {
+	pki := brokertest.NewPKI(t)
+	cl := newCloud(t, pki)
+	cl.start(t)
+	got := cl.subscribe(t, "site/#")
+	gwCert, gwKey := pki.ClientCert(t, "gw-test")
+	local := freePort(t)
+	cfg := func(filter string) string {
+		return fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
+broker: {listeners: [{name: local, type: tcp, address: %s}]}
+bridges:
+  - name: cloud
+    url: mqtts://%s
+    tls: {ca_file: %s, cert_file: %s, key_file: %s}
+    reconnect: {min: 50ms, max: 200ms}
+    routes: [{direction: out, filter: %q, qos: 1, remote_prefix: "site/"}]
+`, filepath.Join(os.TempDir(), "unused"), local, cl.addr, pki.CAFile, gwCert, gwKey, filter)
+	}
+	dataDir := t.TempDir()
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	write := func(filter string) {
+		body := strings.Replace(cfg(filter), filepath.Join(os.TempDir(), "unused"), dataDir, 1)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a/#")
+	gw, stderr := startGateway(t, path)
+	pub := connect(t, local)
+	send := func(topic, payload string) {
+		if tok := pub.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case p := <-got:
+			if p != want {
+				t.Fatalf("cloud got %q, want %q\n%s", p, want, stderr)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cloud did not get %q\n%s", want, stderr)
+		}
+	}
+	send("a/1", "a-before")
+	expect("a-before")
+
+	write("b/#")
+	gw.Process.Signal(syscall.SIGHUP)
+	// b/ messages are forwarded once the reload is applied; a/ ones no more.
+	stderr.waitFor(t, "configuration reloaded")
+	send("a/2", "a-after")
+	send("b/1", "b-after")
+	expect("b-after")
+	if !pub.IsConnectionOpen() {
+		t.Error("the local publisher was dropped by the reload")
 	}
 }
