@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,4 +248,26 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = Parse("fuzz.yaml", data, env(map[string]string{"A": "1"}))
 	})
+}
+
+// Aliases that expand exponentially end with an error, not a hang.
+func TestAliasBomb(t *testing.T) {
+	y := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h"} {
+		y += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	// As a merge source and as list items of a list of structs.
+	y += "gateway: {<<: *h, id: gw}\nbridges: *h\nbroker: {users: [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h, *h, *h]}\n"
+	done := make(chan Errors, 1)
+	go func() { _, errs := parse(t, y, nil); done <- errs }()
+	select {
+	case errs := <-done:
+		if len(errs) == 0 {
+			t.Fatal("accepted")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("parsing an alias bomb does not end")
+	}
 }

@@ -24,7 +24,14 @@ type Decoder struct {
 	lookup func(string) (string, bool)
 	errs   Errors
 	pos    map[string]Pos
+	// visits counts decoded nodes: YAML aliases can make a small file
+	// expand exponentially ("billion laughs"), and the walk must end.
+	visits int
 }
+
+// maxVisits bounds the values one file may expand to; a real gateway
+// configuration has a few thousand.
+const maxVisits = 1_000_000
 
 // NewDecoder returns a decoder for file; lookup resolves ${NAME} (nil means os.LookupEnv).
 func NewDecoder(file string, lookup func(string) (string, bool)) *Decoder {
@@ -192,6 +199,12 @@ func join(path, key string) string {
 func (d *Decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	n = resolve(n)
 	if n == nil {
+		return
+	}
+	if d.visits++; d.visits > maxVisits {
+		if d.visits == maxVisits+1 {
+			d.fail(n, path, "the file expands to more than %d values (YAML aliases?)", maxVisits)
+		}
 		return
 	}
 	if _, seen := d.pos[path]; !seen {
@@ -405,6 +418,9 @@ func hasKey(n *yaml.Node, key string) bool {
 	return false
 }
 
+// mergeSources returns the mappings a merge key (<<) names: one mapping or
+// a list of mappings, as YAML defines it; nested lists are not followed,
+// so that aliases cannot make a merge expand exponentially.
 func mergeSources(n *yaml.Node) []*yaml.Node {
 	n = resolve(n)
 	switch {
@@ -415,7 +431,9 @@ func mergeSources(n *yaml.Node) []*yaml.Node {
 	case n.Kind == yaml.SequenceNode:
 		var out []*yaml.Node
 		for _, c := range n.Content {
-			out = append(out, mergeSources(c)...)
+			if m := resolve(c); m != nil && m.Kind == yaml.MappingNode {
+				out = append(out, m)
+			}
 		}
 		return out
 	}

@@ -41,11 +41,11 @@ for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
 		log=$(mktemp)
-		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >"$log" 2>&1; then
+		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=2s "$pkg" >"$log" 2>&1; then
 			cat "$log"
 			# A crasher is saved under testdata/fuzz and fails the run; a worker
 			# that the fuzzing engine lost on a loaded machine is retried once.
-			if grep -q "testdata/fuzz/$target" "$log" || ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >"$log" 2>&1; then
+			if grep -q "testdata/fuzz/$target" "$log" || ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=2s "$pkg" >"$log" 2>&1; then
 				cat "$log"; rm -f "$log"
 				echo "FAIL: fuzz $pkg $target"; exit 1
 			fi
