@@ -491,3 +491,61 @@ func TestLimiter(t *testing.T) {
 		t.Errorf("60 sends at max_rate 200 took %s", d)
 	}
 }
+
+// A local message whose remote topic an in-route subscribes to is not sent
+// up: the cloud would echo it back and it would be injected a second time.
+// DESIGN's example has this overlap (out plant-a-gw1/# under sites/a/, in
+// sites/a/plant-a-gw1/+/+/set).
+func TestStoreSkipsWhatComesBack(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), ClockSynced: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	one := 1
+	cfg := config.Bridge{
+		Name: "cloud", URL: "mqtts://127.0.0.1:8883", ClientID: "gw",
+		Routes: []config.Route{
+			{Direction: "out", Filter: "plant-a-gw1/#", QoS: &one, RemotePrefix: "sites/a/"},
+			{Direction: "in", Filter: "sites/a/plant-a-gw1/+/+/set", QoS: &one, StripPrefix: "sites/a/"},
+		},
+	}
+	yes := true
+	cfg.BufferQoS0 = &yes
+	b, err := New(cfg, Options{GatewayID: "gw", Buffer: buf, Local: noLocal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, topic := range []string{"plant-a-gw1/boiler/setpoint/set", "plant-a-gw1/boiler/setpoint"} {
+		if err := b.Store(ctx, broker.Message{Topic: topic, Payload: []byte("21"), QoS: 1}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := buf.Reader()
+	defer r.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rec, err := r.Next(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := buf.Stats(); st.Messages != 1 {
+		t.Fatalf("%d messages buffered, want only the reading", st.Messages)
+	}
+	if !strings.Contains(string(rec.Data), "sites/a/plant-a-gw1/boiler/setpoint") || strings.Contains(string(rec.Data), "setpoint/set") {
+		t.Errorf("buffered %q, want the reading only", rec.Data)
+	}
+	if got := b.Status().Drops.Looped; got != 1 {
+		t.Errorf("looped = %d, want 1", got)
+	}
+}
+
+// noLocal is a Local for tests that never run the uplink.
+type noLocal struct{}
+
+func (noLocal) PublishAs(origin, topic string, payload []byte, retain bool, qos byte) error {
+	return nil
+}
+
+func (noLocal) Allowed(user, topic string) bool { return false }

@@ -59,6 +59,10 @@ type Drops struct {
 	// Live counts unbuffered QoS 0 messages (buffer_qos0: false) dropped
 	// while disconnected or behind.
 	Live uint64 `json:"live"`
+	// Looped counts local messages not sent up because one of the
+	// bridge's in-routes subscribes to their remote topic: the cloud would
+	// send them back.
+	Looped uint64 `json:"looped"`
 }
 
 // Inbound counts messages the in-routes received from the cloud.
@@ -74,7 +78,7 @@ type Inbound struct {
 
 type counters struct {
 	sent, connects, connectFailures, storeErrors atomic.Uint64
-	badRecords, unsendable, liveDropped          atomic.Uint64
+	badRecords, unsendable, liveDropped, looped  atomic.Uint64
 	inReceived, inInjected, inRefused, inFailed  atomic.Uint64
 }
 
@@ -170,6 +174,7 @@ func (b *Bridge) Status() Status {
 			BadRecord:  b.st.badRecords.Load(),
 			Unsendable: b.st.unsendable.Load(),
 			Live:       b.st.liveDropped.Load(),
+			Looped:     b.st.looped.Load(),
 		},
 		In: Inbound{
 			Received: b.st.inReceived.Load(),

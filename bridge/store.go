@@ -35,6 +35,14 @@ func (b *Bridge) Store(ctx context.Context, m broker.Message, durable bool) erro
 		return nil
 	}
 	remote := r.prefix + m.Topic
+	if b.comesBack(remote) {
+		// An in-route subscribes to this remote topic: the cloud would send
+		// the message straight back and it would be injected locally a
+		// second time (a local /set command applied twice). The in-route
+		// makes that namespace cloud-to-local, so it is not sent up.
+		b.st.looped.Add(1)
+		return nil
+	}
 	if m.QoS == 0 && !b.bufferQoS0 {
 		b.queueLive(remote, m)
 		return nil
@@ -69,6 +77,17 @@ func (b *Bridge) Store(ctx context.Context, m broker.Message, durable bool) erro
 	}
 	b.st.storeErrors.Add(1)
 	return fmt.Errorf("bridge %s: %w", b.name, err)
+}
+
+// comesBack reports whether one of the bridge's in-routes subscribes to
+// the remote topic.
+func (b *Bridge) comesBack(remote string) bool {
+	for i := range b.in {
+		if mappings.MatchFilter(b.in[i].filter, remote) {
+			return true
+		}
+	}
+	return false
 }
 
 // errUnsendable marks a message the record format cannot hold.
