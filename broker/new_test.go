@@ -92,8 +92,8 @@ func TestIsLoopbackHost(t *testing.T) {
 		"127.0.0.1": true, "127.1.2.3": true, "::1": true, "localhost": true, "LOCALHOST": true,
 		"": false, "0.0.0.0": false, "::": false, "192.168.1.10": false, "example.com": false,
 	} {
-		if got := isLoopbackHost(host); got != want {
-			t.Errorf("isLoopbackHost(%q) = %v, want %v", host, got, want)
+		if got := config.IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 
 	"github.com/fieldbridge/gateway/config"
 )
@@ -16,18 +15,6 @@ const (
 	TypeTLS       = "tls"
 	TypeWebsocket = "websocket"
 )
-
-// isLoopbackHost reports whether a listen host only accepts connections
-// from this machine. A hostname other than localhost is taken as network
-// facing: what it resolves to can change.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // validate checks the broker configuration without touching the file
 // system or the network, and builds the auth tables.
@@ -108,7 +95,7 @@ func validate(cfg config.Broker) (map[string]*user, map[string]listenerSpec, err
 		if len(l.AllowedOrigins) > 0 && l.Type != TypeWebsocket {
 			fail("%s: allowed_origins applies to websocket listeners only", where)
 		}
-		loopback := err == nil && isLoopbackHost(host)
+		loopback := err == nil && config.IsLoopbackHost(host)
 		if err == nil && !loopback && len(cfg.Users) == 0 && l.ClientCAFile == "" {
 			fail("%s binds %s, which is not a loopback address, and nobody could log in on it: "+
 				"anonymous clients are accepted only on loopback listeners. "+

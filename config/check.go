@@ -19,12 +19,17 @@ const MaxClientsLimit = 900
 // interface. An empty host (":1883") binds everywhere.
 func IsLoopback(address string) bool {
 	host, _, err := net.SplitHostPort(address)
-	if err != nil || host == "" {
-		return false
-	}
-	if host == "localhost" {
+	return err == nil && IsLoopbackHost(host)
+}
+
+// IsLoopbackHost reports whether a host only accepts connections from this
+// machine. A hostname other than localhost is taken as network facing: what
+// it resolves to can change.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
+	host, _, _ = strings.Cut(host, "%") // an IPv6 zone
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }

@@ -77,7 +77,10 @@ func (p *Plan) resolveTopics() {
 	}
 }
 
+// BuffersDir is the folder that holds one store-and-forward log per bridge.
+func BuffersDir(dataDir string) string { return filepath.Join(dataDir, "buffers") }
+
 // BufferDir is where the store-and-forward log of a bridge lives.
 func BufferDir(dataDir, bridge string) string {
-	return filepath.Join(dataDir, "buffers", bridge)
+	return filepath.Join(BuffersDir(dataDir), bridge)
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -168,8 +167,10 @@ func TestReloadChangesRoutes(t *testing.T) {
 	got := cl.subscribe(t, "site/#")
 	gwCert, gwKey := pki.ClientCert(t, "gw-test")
 	local := freePort(t)
-	cfg := func(filter string) string {
-		return fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
+	dataDir := t.TempDir()
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	write := func(filter string) {
+		body := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
 broker: {listeners: [{name: local, type: tcp, address: %s}]}
 bridges:
   - name: cloud
@@ -177,12 +178,7 @@ bridges:
     tls: {ca_file: %s, cert_file: %s, key_file: %s}
     reconnect: {min: 50ms, max: 200ms}
     routes: [{direction: out, filter: %q, qos: 1, remote_prefix: "site/"}]
-`, filepath.Join(os.TempDir(), "unused"), local, cl.addr, pki.CAFile, gwCert, gwKey, filter)
-	}
-	dataDir := t.TempDir()
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	write := func(filter string) {
-		body := strings.Replace(cfg(filter), filepath.Join(os.TempDir(), "unused"), dataDir, 1)
+`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey, filter)
 		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}

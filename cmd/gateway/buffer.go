@@ -44,7 +44,7 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gateway buffer stats: --data-dir is required")
 		return exitUsage
 	}
-	root := filepath.Dir(gateway.BufferDir(*dataDir, "x"))
+	root := gateway.BuffersDir(*dataDir)
 	entries, err := os.ReadDir(root)
 	if err != nil && !os.IsNotExist(err) {
 		fmt.Fprintln(stderr, "gateway buffer stats:", err)
