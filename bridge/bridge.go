@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,8 +93,12 @@ type Bridge struct {
 	origin     string // broker.InlineOrigin(name): what the bridge injected
 	out        []outRoute
 	in         []inRoute
+	batched    []batchRoute
 	inflight   int
 	bufferQoS0 bool
+	maxPayload int
+	// subscribeChunk caps the filters of one SUBSCRIBE (0: no cap).
+	subscribeChunk int
 
 	keepalive      time.Duration
 	pingTimeout    time.Duration
@@ -164,7 +169,8 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		local:      opts.Local,
 		log:        opts.Log.With("bridge", cfg.Name),
 		now:        opts.Now,
-		limit:      newLimiter(cfg.MaxRate),
+		limit:      newLimiter(cfg.MaxRate, float64(cfg.MaxByteRate)),
+		maxPayload: int(cfg.MaxPayload),
 		dial:       (&net.Dialer{}).DialContext,
 		live:       make(chan liveMsg, liveQueue),
 	}
@@ -174,8 +180,16 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 	if b.clientID == "" {
 		return nil, fmt.Errorf("bridge %s: no client_id and no gateway id", cfg.Name)
 	}
+	prof, ok := config.LookupProfile(cfg.Profile)
+	if !ok {
+		return nil, fmt.Errorf("bridge %s: unknown profile %q", cfg.Name, cfg.Profile)
+	}
+	b.subscribeChunk = prof.FiltersPerSubscribe
 	if b.inflight <= 0 {
-		b.inflight = config.DefaultInflight
+		b.inflight = prof.Inflight
+	}
+	if b.maxPayload <= 0 {
+		b.maxPayload = int(prof.Payload)
 	}
 	if b.keepalive <= 0 {
 		b.keepalive = config.DefaultKeepalive
@@ -204,6 +218,20 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		switch r.Direction {
 		case "out":
 			b.out = append(b.out, outRoute{filter: r.Filter, qos: qos, prefix: r.RemotePrefix})
+			if bt := r.Batch; bt != nil {
+				br := batchRoute{
+					remote:      r.RemotePrefix + r.Filter,
+					topic:       bt.Topic,
+					maxMessages: cmp.Or(bt.MaxMessages, config.DefaultBatchCount),
+					maxBytes:    int(cmp.Or(bt.MaxBytes, config.DefaultBatchBytes)),
+					maxDelay:    cmp.Or(bt.MaxDelay, config.DefaultBatchDelay),
+				}
+				br.maxBytes = min(br.maxBytes, b.maxPayload)
+				if err := mappings.ValidTopicFilter(br.remote); err != nil {
+					return nil, fmt.Errorf("bridge %s: routes[%d]: remote_prefix and filter: %w", cfg.Name, i, err)
+				}
+				b.batched = append(b.batched, br)
+			}
 		case "in":
 			b.in = append(b.in, inRoute{filter: r.Filter, qos: qos, strip: r.StripPrefix})
 		default:

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -472,23 +471,37 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// TestLimiter: max_rate holds over a burst of sends.
+// TestLimiter: within any window of one second, no more than max_rate
+// messages and max_byte_rate bytes are let through, as the limiter itself
+// timed them; a message larger than the byte rate goes alone.
 func TestLimiter(t *testing.T) {
-	if newLimiter(0) != nil {
+	if newLimiter(0, 0) != nil {
 		t.Fatal("max_rate 0 limits")
 	}
-	l := newLimiter(200)
-	var n atomic.Int64
+	l := newLimiter(100, 20000)
 	start := time.Now()
-	for range 60 {
-		if err := l.wait(context.Background()); err != nil {
+	for i := range 130 {
+		size := 100
+		if i == 60 {
+			size = 25000
+		}
+		if err := l.wait(context.Background(), size); err != nil {
 			t.Fatal(err)
 		}
-		n.Add(1)
+		l.mu.Lock()
+		msgs, bytes, n := l.msgs.sum, l.bytes.sum, len(l.bytes.sends)-l.bytes.head
+		first, last := l.msgs.sends[l.msgs.head].at, l.msgs.sends[len(l.msgs.sends)-1].at
+		l.mu.Unlock()
+		if msgs > 100 || last.Sub(first) >= time.Second {
+			t.Fatalf("send %d: %g messages within %s", i, msgs, last.Sub(first))
+		}
+		if bytes > 20000 && n > 1 {
+			t.Fatalf("send %d: %g bytes in the window with %d messages", i, bytes, n)
+		}
 	}
-	// 60 tokens at 200/s with a burst of 20 need at least 0.2 s.
-	if d := time.Since(start); d < 190*time.Millisecond {
-		t.Errorf("60 sends at max_rate 200 took %s", d)
+	// 130 messages at 100/s cannot leave within a second.
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("130 sends at max_rate 100 took %s", d)
 	}
 }
 

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -41,45 +42,110 @@ func (b *backoff) next(limit time.Duration) time.Duration {
 // reset starts the delays again from min.
 func (b *backoff) reset() { b.ceil = b.min }
 
-// limiter is a token bucket that paces sends to max_rate messages a
-// second, with bursts of at most a tenth of a second's worth. A nil
-// limiter does not limit.
+// limiter keeps a connection within max_rate messages a second and
+// max_byte_rate bytes a second over any sliding window, not on average:
+// a cloud that counts per second never sees more. A message larger than
+// the byte rate goes alone once the window is empty. A nil limiter does
+// not limit.
 type limiter struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
+	mu    sync.Mutex
+	msgs  window
+	bytes window
 }
 
-func newLimiter(rate float64) *limiter {
-	if rate <= 0 {
+// window is a sliding-window budget: at most limit units in any span.
+type window struct {
+	limit float64 // 0: no limit
+	span  time.Duration
+	sends []spent // oldest first, from head
+	head  int
+	sum   float64
+}
+
+type spent struct {
+	at time.Time
+	n  float64
+}
+
+// maxWindowSends caps the sends a message window remembers: above it,
+// the window shrinks below a second with the same rate.
+const maxWindowSends = 10000
+
+func newLimiter(rate, byteRate float64) *limiter {
+	if rate <= 0 && byteRate <= 0 {
 		return nil
 	}
-	burst := max(1, rate/10)
-	return &limiter{rate: rate, burst: burst, tokens: burst}
+	l := &limiter{}
+	if rate > 0 {
+		n := min(math.Ceil(rate), maxWindowSends)
+		l.msgs = window{limit: n, span: time.Duration(n / rate * float64(time.Second))}
+	}
+	if byteRate > 0 {
+		l.bytes = window{limit: byteRate, span: time.Second}
+	}
+	return l
 }
 
-// wait takes one token, waiting until there is one or ctx ends.
-func (l *limiter) wait(ctx context.Context) error {
+// expire forgets sends that left the window.
+func (w *window) expire(now time.Time) {
+	for w.head < len(w.sends) && now.Sub(w.sends[w.head].at) >= w.span {
+		w.sum -= w.sends[w.head].n
+		w.head++
+	}
+	if w.head == len(w.sends) {
+		w.sends, w.head, w.sum = w.sends[:0], 0, 0
+	} else if w.head > 1024 && 2*w.head > len(w.sends) {
+		k := copy(w.sends, w.sends[w.head:])
+		w.sends, w.head = w.sends[:k], 0
+	}
+}
+
+// room reports when n more units fit: the zero time when they fit now.
+func (w *window) room(n float64) time.Time {
+	if w.limit == 0 || w.sum+n <= w.limit || w.sum == 0 {
+		return time.Time{}
+	}
+	sum := w.sum
+	for i := w.head; i < len(w.sends); i++ {
+		sum -= w.sends[i].n
+		if sum+n <= w.limit || sum == 0 {
+			return w.sends[i].at.Add(w.span)
+		}
+	}
+	return time.Time{}
+}
+
+func (w *window) spend(now time.Time, n float64) {
+	if w.limit == 0 {
+		return
+	}
+	w.sends = append(w.sends, spent{at: now, n: n})
+	w.sum += n
+}
+
+// wait takes one message of size bytes from the budget, waiting until it
+// fits or ctx ends.
+func (l *limiter) wait(ctx context.Context, size int) error {
 	if l == nil {
 		return ctx.Err()
 	}
 	for {
 		l.mu.Lock()
 		now := time.Now()
-		if !l.last.IsZero() {
-			l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+		l.msgs.expire(now)
+		l.bytes.expire(now)
+		at := l.msgs.room(1)
+		if t := l.bytes.room(float64(size)); t.After(at) {
+			at = t
 		}
-		l.last = now
-		if l.tokens >= 1 {
-			l.tokens--
+		if at.IsZero() {
+			l.msgs.spend(now, 1)
+			l.bytes.spend(now, float64(size))
 			l.mu.Unlock()
 			return nil
 		}
-		need := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
 		l.mu.Unlock()
-		t := time.NewTimer(need)
+		t := time.NewTimer(at.Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()

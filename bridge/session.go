@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,16 +13,20 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fieldbridge/gateway/buffer"
+	"github.com/fieldbridge/gateway/mappings"
 )
 
 // subscribeFailed is the SUBACK return code of a refused subscription.
 const subscribeFailed = 0x80
 
-// pending is a record handed to paho and not yet acknowledged to the
-// buffer. A nil tok is a record that is not sent (it could not be
-// decoded) but still acknowledged in its turn.
+// pending is a message handed to paho and not yet acknowledged to the
+// buffer: one record (seq), or a batch of them (seqs). A nil tok is a
+// record that is not sent (it could not be decoded, or is too large) but
+// still acknowledged in its turn.
 type pending struct {
 	seq  uint64
+	seqs []uint64
+	n    int // records delivered with it
 	tok  paho.Token
 	sent time.Time
 }
@@ -124,6 +129,9 @@ func (b *Bridge) session(ctx context.Context) (connected bool, err error) {
 func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-chan error) error {
 	wait := b.writeTimeout + b.keepalive
 	if b.cfg.StatusTopic != "" {
+		if err := b.limit.wait(ctx, len(b.cfg.StatusTopic)+len("online")); err != nil {
+			return nil
+		}
 		if err := await(ctx, cl.Publish(b.cfg.StatusTopic, 1, true, "online"), wait); err != nil {
 			return fmt.Errorf("publishing online status: %w", err)
 		}
@@ -138,6 +146,7 @@ func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-cha
 	defer stop()
 	rd := b.buf.Reader()
 	defer rd.Close()
+	tr := &tracker{}
 	window := make(chan pending, b.inflight)
 	slots := make(chan struct{}, b.inflight)
 	var wg sync.WaitGroup
@@ -145,14 +154,14 @@ func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-cha
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		sendErr = b.send(sctx, cl, rd, window, slots)
+		sendErr = b.send(sctx, cl, rd, tr, window, slots)
 	}()
 	go func() {
 		defer wg.Done()
 		b.sendLive(sctx, cl)
 	}()
 
-	err := b.collect(ctx, window, slots, lost)
+	err := b.collect(ctx, tr, window, slots, lost)
 	stop()
 	rd.Close()
 	done := make(chan struct{})
@@ -174,54 +183,82 @@ func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-cha
 	return err
 }
 
-// subscribe subscribes to the in-routes' filters in one SUBSCRIBE. A
-// filter the cloud refuses is reported and the session goes on with the
-// others.
+// subscribe subscribes to the in-routes' filters, in as few SUBSCRIBEs
+// as the profile allows (AWS IoT takes 8 filters in one). A filter the
+// cloud refuses is reported and the session goes on with the others.
 func (b *Bridge) subscribe(ctx context.Context, cl paho.Client, wait time.Duration) error {
 	if len(b.in) == 0 {
 		return nil
 	}
-	filters := map[string]byte{}
+	qos := map[string]byte{}
+	var order []string
 	for _, r := range b.in {
-		filters[r.filter] = max(filters[r.filter], r.qos)
+		if _, seen := qos[r.filter]; !seen {
+			order = append(order, r.filter)
+		}
+		qos[r.filter] = max(qos[r.filter], r.qos)
 	}
-	tok := cl.SubscribeMultiple(filters, nil)
-	if err := await(ctx, tok, wait); err != nil {
-		return fmt.Errorf("subscribing to the in-routes: %w", err)
+	chunk := len(order)
+	if b.subscribeChunk > 0 {
+		chunk = min(chunk, b.subscribeChunk)
 	}
-	st, ok := tok.(*paho.SubscribeToken)
-	if !ok {
-		return nil
-	}
-	for f, code := range st.Result() {
-		if code == subscribeFailed {
-			msg := fmt.Sprintf("the cloud refused the subscription to %q", f)
-			b.status.setError(msg, b.now())
-			b.log.Error("bridge: "+msg, "url", b.publicURL)
+	for len(order) > 0 {
+		n := min(chunk, len(order))
+		filters := make(map[string]byte, n)
+		for _, f := range order[:n] {
+			filters[f] = qos[f]
+		}
+		order = order[n:]
+		tok := cl.SubscribeMultiple(filters, nil)
+		if err := await(ctx, tok, wait); err != nil {
+			return fmt.Errorf("subscribing to the in-routes: %w", err)
+		}
+		st, ok := tok.(*paho.SubscribeToken)
+		if !ok {
+			continue
+		}
+		for f, code := range st.Result() {
+			if code == subscribeFailed {
+				msg := fmt.Sprintf("the cloud refused the subscription to %q", f)
+				b.status.setError(msg, b.now())
+				b.log.Error("bridge: "+msg, "url", b.publicURL)
+			}
 		}
 	}
 	return nil
 }
 
 // send reads records from the buffer and hands them to paho, at most
-// inflight unacknowledged at a time. It is the only goroutine that
-// publishes records, so they leave in buffer order, which keeps each
-// topic's order.
-func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, window chan<- pending, slots chan struct{}) error {
+// inflight messages unacknowledged at a time. It is the only goroutine
+// that publishes records, so they leave in buffer order, which keeps each
+// topic's order. A record under a batched route joins the open batch of
+// its batch topic, which leaves when it is full or its max_delay passed.
+func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr *tracker, window chan<- pending, slots chan struct{}) error {
 	defer close(window)
+	var bt batcher
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
+		var rec buffer.Record
+		var err error
+		if dl, ok := bt.deadline(); ok {
+			rec, err = rd.NextBefore(ctx, dl)
+		} else {
+			rec, err = rd.Next(ctx)
 		}
-		rec, err := rd.Next(ctx)
+		if errors.Is(err, buffer.ErrCaughtUp) {
+			for _, o := range bt.due(time.Now()) {
+				if !b.publishBatch(ctx, cl, o, window, slots) {
+					return nil
+				}
+			}
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("reading the buffer: %w", err)
 		}
+		tr.add(rec.Seq)
 		r, err := decodeRecord(rec.Data)
 		if err != nil {
 			// Nothing can send it, now or later: acknowledge it in its turn.
@@ -229,24 +266,105 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, wi
 			if n, ok := b.logs.badRecord.allow("", time.Now()); ok {
 				b.log.Error("bridge: skipping a bad record in the buffer", "seq", rec.Seq, "err", err, "suppressed", n)
 			}
-			window <- pending{seq: rec.Seq}
+			if !b.skip(ctx, rec.Seq, window, slots) {
+				return nil
+			}
 			continue
 		}
-		if err := b.limit.wait(ctx); err != nil {
+		if route := b.batchRoute(r.topic); route != nil {
+			elem := bt.element(r)
+			if len(elem)+2 > route.maxBytes {
+				b.oversize(r.topic, len(elem)+2, route.maxBytes)
+				if !b.skip(ctx, rec.Seq, window, slots) {
+					return nil
+				}
+				continue
+			}
+			topic := cmp.Or(route.topic, r.topic)
+			for _, o := range bt.add(route, topic, r.qos, elem, rec.Seq, time.Now()) {
+				if !b.publishBatch(ctx, cl, o, window, slots) {
+					return nil
+				}
+			}
+			continue
+		}
+		if len(r.payload) > b.maxPayload {
+			b.oversize(r.topic, len(r.payload), b.maxPayload)
+			if !b.skip(ctx, rec.Seq, window, slots) {
+				return nil
+			}
+			continue
+		}
+		if !b.acquire(ctx, slots, len(r.topic)+len(r.payload)) {
 			return nil
 		}
 		tok := cl.Publish(r.topic, r.qos, r.retain, r.payload)
-		window <- pending{seq: rec.Seq, tok: tok, sent: time.Now()}
+		window <- pending{seq: rec.Seq, n: 1, tok: tok, sent: time.Now()}
 	}
 }
 
-// collect waits for the acknowledgements in the order the records were
-// sent and acknowledges each to the buffer, so the buffer's cursor only
-// ever passes records the cloud has. A record whose PUBACK does not come
-// within keepalive of it being sent (or of the previous PUBACK) means the
-// link is dead even if the socket looks open. When ctx ends it keeps
-// collecting for at most drainWait and returns nil.
-func (b *Bridge) collect(ctx context.Context, window <-chan pending, slots <-chan struct{}, lost <-chan error) error {
+// batchRoute is the batched out-route a remote topic falls under, if any.
+func (b *Bridge) batchRoute(topic string) *batchRoute {
+	for i := range b.batched {
+		if mappings.MatchFilter(b.batched[i].remote, topic) {
+			return &b.batched[i]
+		}
+	}
+	return nil
+}
+
+// acquire takes a place in the in-flight window, then waits for max_rate
+// and max_byte_rate; false means ctx ended.
+func (b *Bridge) acquire(ctx context.Context, slots chan struct{}, size int) bool {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	return b.limit.wait(ctx, size) == nil
+}
+
+// publishBatch sends a closed batch; false means ctx ended.
+func (b *Bridge) publishBatch(ctx context.Context, cl paho.Client, o *openBatch, window chan<- pending, slots chan struct{}) bool {
+	if !b.acquire(ctx, slots, len(o.topic)+len(o.buf)) {
+		return false
+	}
+	tok := cl.Publish(o.topic, o.qos, false, o.buf)
+	b.st.batches.Add(1)
+	window <- pending{seqs: o.seqs, n: len(o.seqs), tok: tok, sent: time.Now()}
+	return true
+}
+
+// skip hands a record that is not sent to the collector, which
+// acknowledges it in its turn; false means ctx ended.
+func (b *Bridge) skip(ctx context.Context, seq uint64, window chan<- pending, slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	window <- pending{seq: seq}
+	return true
+}
+
+// oversize counts and logs a message larger than the cloud accepts: it
+// is dropped, since sending it would get it refused (or the connection
+// closed) at every attempt.
+func (b *Bridge) oversize(topic string, size, limit int) {
+	b.st.oversize.Add(1)
+	if n, ok := b.logs.store.allow("oversize "+topic, time.Now()); ok {
+		b.log.Warn("bridge: dropping a message larger than the cloud accepts", "topic", topic, "bytes", size, "max", limit, "suppressed", n)
+	}
+}
+
+// collect waits for the acknowledgements in the order the messages were
+// sent and acknowledges the buffer up to the first record the cloud does
+// not have yet, so the buffer's cursor only ever passes records the cloud
+// has. A message whose PUBACK does not come within keepalive of it being
+// sent (or of the previous PUBACK) means the link is dead even if the
+// socket looks open. When ctx ends it keeps collecting for at most
+// drainWait and returns nil.
+func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending, slots <-chan struct{}, lost <-chan error) error {
 	ctxDone := ctx.Done()
 	var drain <-chan time.Time
 	stopping := func() {
@@ -303,10 +421,20 @@ func (b *Bridge) collect(ctx context.Context, window <-chan pending, slots <-cha
 			}
 			lastAck = time.Now()
 			b.st.sent.Add(1)
+			b.st.delivered.Add(uint64(p.n))
 			b.status.acked(b.now())
 		}
-		if err := b.buf.Ack(p.seq + 1); err != nil {
-			return fmt.Errorf("acknowledging to the buffer: %w", err)
+		var cursor uint64
+		var moved bool
+		if p.seqs != nil {
+			cursor, moved = tr.finish(p.seqs...)
+		} else {
+			cursor, moved = tr.finish(p.seq)
+		}
+		if moved {
+			if err := b.buf.Ack(cursor); err != nil {
+				return fmt.Errorf("acknowledging to the buffer: %w", err)
+			}
 		}
 		<-slots
 	}
@@ -336,7 +464,7 @@ func (b *Bridge) sendLive(ctx context.Context, cl paho.Client) {
 		case <-ctx.Done():
 			return
 		case m := <-b.live:
-			if b.limit.wait(ctx) != nil {
+			if b.limit.wait(ctx, len(m.topic)+len(m.payload)) != nil {
 				return
 			}
 			cl.Publish(m.topic, 0, m.retain, m.payload)

@@ -25,8 +25,14 @@ type Status struct {
 	// SendRate is the messages a second the cloud acknowledged over the
 	// last ten seconds.
 	SendRate float64 `json:"send_rate"`
-	// Sent counts messages the cloud acknowledged since start.
-	Sent            uint64  `json:"sent"`
+	// Sent counts MQTT messages the cloud acknowledged since start, a
+	// batch counting once.
+	Sent uint64 `json:"sent"`
+	// Delivered counts buffered messages the cloud acknowledged since
+	// start, each message of a batch counting once.
+	Delivered uint64 `json:"delivered"`
+	// Batches counts batches sent since start.
+	Batches         uint64  `json:"batches"`
 	Drops           Drops   `json:"drops"`
 	In              Inbound `json:"in"`
 	Connects        uint64  `json:"connects"`
@@ -56,6 +62,9 @@ type Drops struct {
 	// Unsendable counts messages that cannot be sent: the remote topic is
 	// too long, or the message is larger than max_bytes.
 	Unsendable uint64 `json:"unsendable"`
+	// Oversize counts messages larger than max_payload (or than a batch's
+	// max_bytes), which the cloud would refuse.
+	Oversize uint64 `json:"oversize"`
 	// Live counts unbuffered QoS 0 messages (buffer_qos0: false) dropped
 	// while disconnected or behind.
 	Live uint64 `json:"live"`
@@ -77,9 +86,11 @@ type Inbound struct {
 }
 
 type counters struct {
-	sent, connects, connectFailures, storeErrors atomic.Uint64
-	badRecords, unsendable, liveDropped, looped  atomic.Uint64
-	inReceived, inInjected, inRefused, inFailed  atomic.Uint64
+	sent, delivered, batches                    atomic.Uint64
+	oversize                                    atomic.Uint64
+	connects, connectFailures, storeErrors      atomic.Uint64
+	badRecords, unsendable, liveDropped, looped atomic.Uint64
+	inReceived, inInjected, inRefused, inFailed atomic.Uint64
 }
 
 // rateWindow is how many one-second samples SendRate averages over.
@@ -166,13 +177,16 @@ func (b *Bridge) Status() Status {
 			Bytes:            bs.Bytes,
 			OldestAgeSeconds: bs.OldestAge.Seconds(),
 		},
-		Sent: b.st.sent.Load(),
+		Sent:      b.st.sent.Load(),
+		Delivered: b.st.delivered.Load(),
+		Batches:   b.st.batches.Load(),
 		Drops: Drops{
 			Full:       bs.Dropped.Full,
 			Age:        bs.Dropped.Age,
 			Corrupt:    bs.Dropped.Corrupt,
 			BadRecord:  b.st.badRecords.Load(),
 			Unsendable: b.st.unsendable.Load(),
+			Oversize:   b.st.oversize.Load(),
 			Live:       b.st.liveDropped.Load(),
 			Looped:     b.st.looped.Load(),
 		},
@@ -218,7 +232,9 @@ func newCollector(b *Bridge) *collector {
 		{"fieldbridge_bridge_backlog_messages", "Messages in the buffer waiting for the cloud."},
 		{"fieldbridge_bridge_backlog_bytes", "Bytes of the buffer's retained segments."},
 		{"fieldbridge_bridge_oldest_age_seconds", "Age of the oldest message waiting for the cloud."},
-		{"fieldbridge_bridge_sent_total", "Messages the cloud acknowledged."},
+		{"fieldbridge_bridge_sent_total", "MQTT messages the cloud acknowledged (a batch counts once)."},
+		{"fieldbridge_bridge_delivered_total", "Buffered messages the cloud acknowledged, alone or in a batch."},
+		{"fieldbridge_bridge_batches_total", "Batches sent."},
 		{"fieldbridge_bridge_dropped_total", "Messages dropped, by reason."},
 		{"fieldbridge_bridge_connects_total", "Connections the cloud accepted."},
 		{"fieldbridge_bridge_connect_failures_total", "Connection attempts that failed."},
@@ -270,10 +286,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("fieldbridge_bridge_backlog_bytes", float64(st.Backlog.Bytes))
 	gauge("fieldbridge_bridge_oldest_age_seconds", st.Backlog.OldestAgeSeconds)
 	counter("fieldbridge_bridge_sent_total", st.Sent)
+	counter("fieldbridge_bridge_delivered_total", st.Delivered)
+	counter("fieldbridge_bridge_batches_total", st.Batches)
 	d := st.Drops
 	for reason, v := range map[string]uint64{
 		"full": d.Full, "age": d.Age, "corrupt": d.Corrupt, "bad_record": d.BadRecord,
-		"unsendable": d.Unsendable, "live": d.Live,
+		"unsendable": d.Unsendable, "oversize": d.Oversize, "live": d.Live, "looped": d.Looped,
 	} {
 		counter("fieldbridge_bridge_dropped_total", v, reason)
 	}

@@ -67,8 +67,8 @@ func FuzzRecover(f *testing.F) {
 		r := l.Reader()
 		var last uint64
 		for k := 0; ; k++ {
-			rec, err := r.next(ctx, false)
-			if errors.Is(err, errCaughtUp) {
+			rec, err := r.next(ctx, false, time.Time{})
+			if errors.Is(err, ErrCaughtUp) {
 				break
 			}
 			if err != nil {
@@ -87,7 +87,7 @@ func FuzzRecover(f *testing.F) {
 		if err := l.Append(ctx, []byte("after")); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
-		rec, err := r.next(ctx, false)
+		rec, err := r.next(ctx, false, time.Time{})
 		if err != nil || string(rec.Data) != "after" {
 			t.Fatalf("read back: %+v %v", rec, err)
 		}
@@ -104,8 +104,8 @@ func FuzzRecover(f *testing.F) {
 		var tail Record
 		r2 := l2.Reader()
 		for {
-			rec, err := r2.next(ctx, false)
-			if errors.Is(err, errCaughtUp) {
+			rec, err := r2.next(ctx, false, time.Time{})
+			if errors.Is(err, ErrCaughtUp) {
 				break
 			}
 			if err != nil {

@@ -200,8 +200,8 @@ func drain(t *testing.T, r *Reader) []Record {
 	t.Helper()
 	var out []Record
 	for {
-		rec, err := r.next(context.Background(), false)
-		if errors.Is(err, errCaughtUp) {
+		rec, err := r.next(context.Background(), false, time.Time{})
+		if errors.Is(err, ErrCaughtUp) {
 			return out
 		}
 		if err != nil {

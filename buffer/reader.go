@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 )
 
 // Reader delivers records in sequence order, starting at the oldest
@@ -31,9 +32,9 @@ type Reader struct {
 // errRetry asks Next to locate its segment again.
 var errRetry = errors.New("buffer: retry")
 
-// errCaughtUp is what a non-blocking read returns when no record is
-// available yet.
-var errCaughtUp = errors.New("buffer: no record available")
+// ErrCaughtUp is what NextBefore returns when no record was appended
+// before its deadline.
+var ErrCaughtUp = errors.New("buffer: no record available")
 
 // skipCheckEvery bounds how many frames a Reader skips between checks for
 // cancellation, when it scans a segment to reach the cursor.
@@ -87,12 +88,21 @@ func (r *Reader) closeFile() {
 // or the Log or Reader is closed (ErrClosed). A segment found corrupt on
 // the way is quarantined and counted, and reading goes on after it.
 func (r *Reader) Next(ctx context.Context) (Record, error) {
-	return r.next(ctx, true)
+	return r.next(ctx, true, time.Time{})
 }
 
-func (r *Reader) next(ctx context.Context, block bool) (Record, error) {
+// NextBefore is Next waiting at most until deadline, after which it
+// returns ErrCaughtUp. A deadline already past makes it return at once.
+func (r *Reader) NextBefore(ctx context.Context, deadline time.Time) (Record, error) {
+	return r.next(ctx, true, deadline)
+}
+
+// next reads the next record. Without block, or once deadline (when not
+// zero) has passed, it returns ErrCaughtUp rather than wait.
+func (r *Reader) next(ctx context.Context, block bool, deadline time.Time) (Record, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var expired <-chan time.Time
 	for {
 		if r.closed {
 			return Record{}, ErrClosed
@@ -112,8 +122,18 @@ func (r *Reader) next(ctx context.Context, block bool) (Record, error) {
 		if err != nil || wait == nil {
 			return rec, err
 		}
+		if !deadline.IsZero() && expired == nil {
+			d := time.Until(deadline)
+			if d <= 0 {
+				block = false
+			} else {
+				t := time.NewTimer(d)
+				defer t.Stop()
+				expired = t.C
+			}
+		}
 		if !block {
-			return Record{}, errCaughtUp
+			return Record{}, ErrCaughtUp
 		}
 		r.mu.Unlock()
 		select {
@@ -121,6 +141,8 @@ func (r *Reader) next(ctx context.Context, block bool) (Record, error) {
 		case <-wait:
 		case <-r.stop:
 		case <-r.l.done:
+		case <-expired:
+			block = false
 		}
 		r.mu.Lock()
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/fieldbridge/gateway/mappings"
 	"golang.org/x/crypto/bcrypt"
@@ -191,6 +192,18 @@ func (f *File) checkBridges() {
 		if b.MaxRate < 0 {
 			d.Errorf(p+".max_rate", "max_rate cannot be negative (0 means unlimited)")
 		}
+		if b.MaxByteRate < 0 {
+			d.Errorf(p+".max_byte_rate", "max_byte_rate cannot be negative (0 means unlimited)")
+		}
+		if b.MaxPayload < 1 || b.MaxPayload > MaxPayloadLimit {
+			d.Errorf(p+".max_payload", "max_payload must be between 1 and %d bytes, got %d", MaxPayloadLimit, b.MaxPayload)
+		}
+		prof, ok := LookupProfile(b.Profile)
+		if !ok {
+			d.Errorf(p+".profile", "unknown profile %q (want %s)", b.Profile, ProfileNames)
+		} else {
+			f.checkProfile(p, b, prof)
+		}
 		if b.StatusTopic != "" {
 			if err := mappings.ValidTopicName(b.StatusTopic); err != nil {
 				d.Errorf(p+".status_topic", "%v", err)
@@ -210,10 +223,19 @@ func (f *File) checkBridges() {
 			if q := *r.QoS; q < 0 || q > 2 {
 				d.Errorf(rp+".qos", "qos must be 0, 1 or 2, got %d", q)
 			}
+			if r.Batch != nil && r.Direction != "out" {
+				d.Errorf(rp+".batch", "batch applies to out-routes only")
+			}
 			switch r.Direction {
 			case "out":
 				if r.StripPrefix != "" {
 					d.Errorf(rp+".strip_prefix", "strip_prefix applies to in-routes; out-routes take remote_prefix")
+				}
+				if strings.ContainsAny(r.RemotePrefix, "+#\x00") {
+					d.Errorf(rp+".remote_prefix", "remote_prefix %q cannot hold '+', '#' or NUL", r.RemotePrefix)
+				}
+				if r.Batch != nil {
+					f.checkBatch(rp+".batch", b, *r.Batch)
 				}
 			case "in":
 				if r.RemotePrefix != "" {
@@ -246,6 +268,90 @@ func (f *File) checkBridges() {
 		if bu.SyncInterval <= 0 {
 			d.Errorf(p+".buffer.sync_interval", "sync_interval must be positive")
 		}
+	}
+}
+
+// checkBatch checks an out-route's batch settings.
+func (f *File) checkBatch(p string, b Bridge, bt Batch) {
+	d := f.dec
+	if bt.MaxMessages < 1 || bt.MaxMessages > 100_000 {
+		d.Errorf(p+".max_messages", "max_messages must be between 1 and 100000, got %d", bt.MaxMessages)
+	}
+	if bt.MaxBytes < 256 || bt.MaxBytes > b.MaxPayload {
+		d.Errorf(p+".max_bytes", "max_bytes must be between 256 and the bridge's max_payload (%d), got %d", b.MaxPayload, bt.MaxBytes)
+	}
+	if bt.MaxDelay < 0 || bt.MaxDelay > time.Hour {
+		d.Errorf(p+".max_delay", "max_delay must be between 0 and 1h, got %s", bt.MaxDelay)
+	}
+	if bt.Topic == "" {
+		return
+	}
+	if err := mappings.ValidTopicName(bt.Topic); err != nil {
+		d.Errorf(p+".topic", "%v", err)
+		return
+	}
+	for _, r := range b.Routes {
+		if r.Direction == "in" && mappings.ValidTopicFilter(r.Filter) == nil && mappings.MatchFilter(r.Filter, bt.Topic) {
+			d.Errorf(p+".topic", "in-route %q subscribes to %q: the cloud would send every batch back", r.Filter, bt.Topic)
+		}
+	}
+}
+
+// checkProfile refuses settings and topics that the bridge's cloud would
+// reject. Topics of points are checked by the gateway, which knows them.
+func (f *File) checkProfile(p string, b Bridge, prof Profile) {
+	d := f.dec
+	if prof.MaxRate > 0 && (b.MaxRate <= 0 || b.MaxRate > prof.MaxRate) {
+		d.Errorf(p+".max_rate", "%s accepts at most %g messages/s per connection, max_rate is %g", prof.Name, prof.MaxRate, b.MaxRate)
+	}
+	if prof.MaxInflight > 0 && b.Inflight > prof.MaxInflight {
+		d.Errorf(p+".inflight", "%s accepts at most %d messages in flight per connection, inflight is %d", prof.Name, prof.MaxInflight, b.Inflight)
+	}
+	if prof.MaxPayload > 0 && b.MaxPayload > prof.MaxPayload {
+		d.Errorf(p+".max_payload", "%s accepts payloads of at most %d bytes, max_payload is %d", prof.Name, prof.MaxPayload, b.MaxPayload)
+	}
+	if prof.MaxByteRate > 0 && (b.MaxByteRate <= 0 || b.MaxByteRate > prof.MaxByteRate) {
+		d.Errorf(p+".max_byte_rate", "%s accepts at most %d bytes/s per connection, max_byte_rate is %d", prof.Name, prof.MaxByteRate, b.MaxByteRate)
+	}
+	if prof.KeepaliveMin > 0 && (b.Keepalive < prof.KeepaliveMin || b.Keepalive > prof.KeepaliveMax) {
+		d.Errorf(p+".keepalive", "%s accepts a keepalive between %s and %s, got %s", prof.Name, prof.KeepaliveMin, prof.KeepaliveMax, b.Keepalive)
+	}
+	if id := strings.ReplaceAll(b.ClientID, "{gateway}", f.Gateway.ID); prof.ClientIDBytes > 0 && len(id) > prof.ClientIDBytes {
+		d.Errorf(p+".client_id", "%s accepts client ids of at most %d bytes, %q has %d", prof.Name, prof.ClientIDBytes, id, len(id))
+	}
+	if b.StatusTopic != "" {
+		if err := prof.CheckTopic(b.StatusTopic); err != nil {
+			d.Errorf(p+".status_topic", "%v", err)
+		}
+	}
+	var in int
+	for j, r := range b.Routes {
+		rp := fmt.Sprintf("%s.routes[%d]", p, j)
+		if r.QoS != nil && *r.QoS > prof.MaxQoS {
+			d.Errorf(rp+".qos", "%s accepts QoS up to %d, got %d", prof.Name, prof.MaxQoS, *r.QoS)
+		}
+		switch r.Direction {
+		case "in":
+			in++
+			if err := prof.CheckTopic(r.Filter); err != nil {
+				d.Errorf(rp+".filter", "%v", err)
+			}
+		case "out":
+			if r.Batch != nil && r.Batch.Topic != "" {
+				if err := prof.CheckTopic(r.Batch.Topic); err != nil {
+					d.Errorf(rp+".batch.topic", "%v", err)
+				}
+				continue
+			}
+			// The remote topics under this route are at least this deep.
+			base := strings.TrimSuffix(strings.TrimSuffix(r.RemotePrefix+r.Filter, "#"), "/")
+			if err := prof.CheckTopic(base); err != nil {
+				d.Errorf(rp+".filter", "with remote_prefix %q: %v", r.RemotePrefix, err)
+			}
+		}
+	}
+	if prof.Subscriptions > 0 && in > prof.Subscriptions {
+		d.Errorf(p+".routes", "%s accepts at most %d subscriptions per connection, the bridge has %d in-routes", prof.Name, prof.Subscriptions, in)
 	}
 }
 

@@ -101,8 +101,11 @@ type Bridge struct {
 	TLS               TLS           `yaml:"tls"`
 	Keepalive         time.Duration `yaml:"keepalive"`
 	Reconnect         Reconnect     `yaml:"reconnect"`
+	Profile           string        `yaml:"profile"`
 	Inflight          int           `yaml:"inflight"`
 	MaxRate           float64       `yaml:"max_rate"`
+	MaxByteRate       Size          `yaml:"max_byte_rate"`
+	MaxPayload        Size          `yaml:"max_payload"`
 	StatusTopic       string        `yaml:"status_topic"`
 	LocalUser         string        `yaml:"local_user"`
 	BufferQoS0        *bool         `yaml:"buffer_qos0"`
@@ -144,6 +147,18 @@ type Route struct {
 	QoS          *int   `yaml:"qos"`
 	RemotePrefix string `yaml:"remote_prefix"`
 	StripPrefix  string `yaml:"strip_prefix"`
+	Batch        *Batch `yaml:"batch"`
+}
+
+// Batch packs an out-route's buffered messages into one MQTT message, a
+// JSON array, when the bridge sends them.
+type Batch struct {
+	// Topic, when set, receives every batch of the route; otherwise each
+	// remote topic gets its own batches.
+	Topic       string        `yaml:"topic"`
+	MaxMessages int           `yaml:"max_messages"`
+	MaxBytes    Size          `yaml:"max_bytes"`
+	MaxDelay    time.Duration `yaml:"max_delay"`
 }
 
 // Buffer bounds and tunes a bridge's store-and-forward log.
@@ -166,6 +181,9 @@ const (
 	DefaultKeepalive    = 30 * time.Second
 	DefaultReconnectMin = 200 * time.Millisecond
 	DefaultReconnectMax = 5 * time.Second
+	DefaultBatchCount   = 1000
+	DefaultBatchBytes   = Size(128 << 10)
+	DefaultBatchDelay   = time.Second
 )
 
 // Load reads, decodes and checks a configuration file. The error, when not
@@ -269,17 +287,42 @@ func (f *File) applyDefaults() {
 		if b.Reconnect.Max == 0 {
 			b.Reconnect.Max = DefaultReconnectMax
 		}
+		prof, _ := LookupProfile(b.Profile)
+		if prof.Name == "" {
+			prof, _ = LookupProfile("generic") // reported by check
+		}
 		if b.Inflight == 0 {
-			b.Inflight = DefaultInflight
+			b.Inflight = prof.Inflight
+		}
+		if b.MaxRate == 0 {
+			b.MaxRate = prof.Rate
+		}
+		if b.MaxByteRate == 0 {
+			b.MaxByteRate = prof.ByteRate
+		}
+		if b.MaxPayload == 0 {
+			b.MaxPayload = prof.Payload
 		}
 		if b.BufferQoS0 == nil {
 			yes := true
 			b.BufferQoS0 = &yes
 		}
 		for j := range b.Routes {
-			if b.Routes[j].QoS == nil {
+			r := &b.Routes[j]
+			if r.QoS == nil {
 				one := 1
-				b.Routes[j].QoS = &one
+				r.QoS = &one
+			}
+			if bt := r.Batch; bt != nil {
+				if bt.MaxMessages == 0 {
+					bt.MaxMessages = DefaultBatchCount
+				}
+				if bt.MaxBytes == 0 {
+					bt.MaxBytes = min(DefaultBatchBytes, b.MaxPayload)
+				}
+				if bt.MaxDelay == 0 {
+					bt.MaxDelay = DefaultBatchDelay
+				}
 			}
 		}
 		bu := &b.Buffer

@@ -31,6 +31,7 @@ func Load(path string, reg *adapters.Registry, lookup func(string) (string, bool
 	p := &Plan{File: f, Registry: reg, Topics: map[string][]string{}}
 	p.Devices = reg.Configure(f)
 	p.resolveTopics()
+	p.checkRemoteTopics()
 	if errs := f.Decoder().Errors(); len(errs) > 0 {
 		return p, errs.Err()
 	}
@@ -75,6 +76,57 @@ func (p *Plan) resolveTopics() {
 		}
 		p.Topics[info.Name] = topics
 	}
+}
+
+// checkRemoteTopics refuses a point whose topic, as an out-route sends it
+// to the cloud, is one the bridge's profile forbids: the cloud would drop
+// the connection at its first message. Points are reported once per
+// bridge, at the route that sends them.
+func (p *Plan) checkRemoteTopics() {
+	const shown = 3 // points named per route; the rest are counted
+	d := p.File.Decoder()
+	for i, b := range p.File.Bridges {
+		prof, ok := config.LookupProfile(b.Profile)
+		if !ok {
+			continue // reported by config
+		}
+		bad := make([]int, len(b.Routes))
+		for _, dev := range p.Devices.Devices {
+			name := dev.Info().Name
+			for _, topic := range p.Topics[name] {
+				if topic == "" {
+					continue
+				}
+				j, r := firstOutRoute(b.Routes, topic)
+				if r == nil || (r.Batch != nil && r.Batch.Topic != "") {
+					continue // not sent, or sent inside a batch's payload
+				}
+				remote := r.RemotePrefix + topic
+				if err := prof.CheckTopic(remote); err != nil {
+					if bad[j]++; bad[j] <= shown {
+						d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "sends %s as %q: %v", topic, remote, err)
+					}
+				}
+			}
+		}
+		for j, n := range bad {
+			if n > shown {
+				d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "and %d more points the same way", n-shown)
+			}
+		}
+	}
+}
+
+// firstOutRoute is the out-route that carries a topic: the first whose
+// filter matches, as the bridge picks it.
+func firstOutRoute(routes []config.Route, topic string) (int, *config.Route) {
+	for j := range routes {
+		r := &routes[j]
+		if r.Direction == "out" && mappings.ValidTopicFilter(r.Filter) == nil && mappings.MatchFilter(r.Filter, topic) {
+			return j, r
+		}
+	}
+	return -1, nil
 }
 
 // BuffersDir is the folder that holds one store-and-forward log per bridge.

@@ -52,6 +52,12 @@ type Reading struct {
 // tsLayout is RFC 3339 in UTC with exactly milliseconds.
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// AppendTimestamp appends t as every payload's "ts" gives it: RFC 3339
+// in UTC with exactly three decimals, such as 2026-11-25T19:00:00.120Z.
+func AppendTimestamp(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, tsLayout)
+}
+
 // AppendPayload appends the payload of r in format f to dst and reports
 // whether there is anything to publish.
 //
@@ -88,7 +94,7 @@ func AppendPayload(dst []byte, f Format, r Reading) ([]byte, bool) {
 		dst = append(dst, `{"quality":"bad","error":`...)
 		dst = appendJSONString(dst, r.Err.Error())
 		dst = append(dst, `,"ts":"`...)
-		dst = r.Time.UTC().AppendFormat(dst, tsLayout)
+		dst = AppendTimestamp(dst, r.Time)
 		return append(dst, `"}`...), true
 	}
 	dst = append(dst, `{"value":`...)
@@ -115,7 +121,7 @@ func AppendPayload(dst []byte, f Format, r Reading) ([]byte, bool) {
 		dst = appendJSONString(dst, r.Unit)
 	}
 	dst = append(dst, `,"ts":"`...)
-	dst = r.Time.UTC().AppendFormat(dst, tsLayout)
+	dst = AppendTimestamp(dst, r.Time)
 	if bad != "" {
 		dst = append(dst, `","quality":"bad","error":"`...)
 		dst = append(dst, bad...)
@@ -143,7 +149,7 @@ func AppendCommandError(dst []byte, err error, payload []byte, ts time.Time) []b
 	dst = append(dst, `,"payload":`...)
 	dst = appendJSONString(dst, string(payload))
 	dst = append(dst, `,"ts":"`...)
-	dst = ts.UTC().AppendFormat(dst, tsLayout)
+	dst = AppendTimestamp(dst, ts)
 	return append(dst, `"}`...)
 }
 

@@ -1,0 +1,227 @@
+package bridge
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fieldbridge/gateway/mappings"
+)
+
+// A batch is one MQTT message that carries many buffered messages, packed
+// when they are sent: a JSON array with one object per message, in buffer
+// order,
+//
+//	[{"topic": "sites/a/gw1/boiler/temperature", "ts": "2026-11-25T19:00:00.120Z", "payload": {"value": 21.5}},
+//	 {"topic": "sites/a/gw1/serial/line", "ts": "2026-11-25T19:00:00.130Z", "payload_b64": "AAEC"}]
+//
+// "topic" is the message's remote topic, "ts" when the local broker
+// accepted it, and "payload" the payload itself when it is valid UTF-8
+// JSON, otherwise "payload_b64", its standard base64. A batch is never
+// retained. Its records leave the buffer when the cloud acknowledged the
+// batch (the tracker below), so a lost batch is sent again whole.
+
+// batchRoute is an out-route with batch settings, as the sender sees it:
+// remote is its filter under remote_prefix, which the remote topic of a
+// buffered message matches.
+type batchRoute struct {
+	remote      string
+	topic       string // the batches' topic; "" means each remote topic's own
+	maxMessages int
+	maxBytes    int
+	maxDelay    time.Duration
+}
+
+// maxOpenBytes bounds what open batches hold together, so that batching
+// by remote topic over many topics cannot hold a large part of the
+// backlog in memory: past it, the oldest open batch is sent early.
+const maxOpenBytes = 8 << 20
+
+// openBatch is a batch being filled.
+type openBatch struct {
+	topic    string
+	qos      byte
+	route    *batchRoute
+	buf      []byte // "[" and the elements so far, comma separated
+	seqs     []uint64
+	deadline time.Time
+}
+
+// size is the payload's size once closed with "]".
+func (o *openBatch) size() int { return len(o.buf) + 1 }
+
+// batcher holds the open batches of one session, in the order they were
+// opened.
+type batcher struct {
+	open  []*openBatch
+	bytes int
+	elem  []byte
+}
+
+// element encodes one buffered message as an element of a batch.
+func (bt *batcher) element(r record) []byte {
+	e := append(bt.elem[:0], `{"topic":`...)
+	e = appendJSONString(e, r.topic)
+	e = append(e, `,"ts":"`...)
+	e = mappings.AppendTimestamp(e, r.time)
+	if utf8.Valid(r.payload) && json.Valid(r.payload) {
+		e = append(e, `","payload":`...)
+		e = append(e, r.payload...)
+	} else {
+		e = append(e, `","payload_b64":"`...)
+		e = base64.StdEncoding.AppendEncode(e, r.payload)
+		e = append(e, '"')
+	}
+	e = append(e, '}')
+	bt.elem = e
+	return e
+}
+
+// find returns the open batch for a topic and QoS.
+func (bt *batcher) find(topic string, qos byte) *openBatch {
+	for _, o := range bt.open {
+		if o.topic == topic && o.qos == qos {
+			return o
+		}
+	}
+	return nil
+}
+
+// add puts an encoded element into the batch for topic, opening one when
+// needed. It returns the batches that must be sent before the element
+// fits, and after it when they are full: at most three, in sending order.
+// The element must fit into an empty batch of the route.
+func (bt *batcher) add(route *batchRoute, topic string, qos byte, elem []byte, seq uint64, now time.Time) []*openBatch {
+	var ready []*openBatch
+	o := bt.find(topic, qos)
+	if o != nil && o.size()+1+len(elem) > route.maxBytes {
+		ready = append(ready, bt.remove(o))
+		o = nil
+	}
+	if o == nil {
+		for bt.bytes+len(elem) > maxOpenBytes && len(bt.open) > 0 {
+			ready = append(ready, bt.remove(bt.open[0]))
+		}
+		o = &openBatch{topic: topic, qos: qos, route: route, buf: []byte{'['}, deadline: now.Add(route.maxDelay)}
+		bt.open = append(bt.open, o)
+		bt.bytes++
+	} else {
+		o.buf = append(o.buf, ',')
+		bt.bytes++
+	}
+	o.buf = append(o.buf, elem...)
+	o.seqs = append(o.seqs, seq)
+	bt.bytes += len(elem)
+	if len(o.seqs) >= route.maxMessages || o.size() >= route.maxBytes {
+		ready = append(ready, bt.remove(o))
+	}
+	return ready
+}
+
+// due removes and returns the batches whose max_delay has passed.
+func (bt *batcher) due(now time.Time) []*openBatch {
+	var ready []*openBatch
+	for i := 0; i < len(bt.open); {
+		if o := bt.open[i]; !now.Before(o.deadline) {
+			ready = append(ready, bt.remove(o))
+			continue
+		}
+		i++
+	}
+	return ready
+}
+
+// deadline is when the next open batch is due.
+func (bt *batcher) deadline() (time.Time, bool) {
+	if len(bt.open) == 0 {
+		return time.Time{}, false
+	}
+	d := bt.open[0].deadline
+	for _, o := range bt.open[1:] {
+		if o.deadline.Before(d) {
+			d = o.deadline
+		}
+	}
+	return d, true
+}
+
+func (bt *batcher) remove(o *openBatch) *openBatch {
+	for i, x := range bt.open {
+		if x == o {
+			bt.open = append(bt.open[:i], bt.open[i+1:]...)
+			break
+		}
+	}
+	bt.bytes -= len(o.buf)
+	o.buf = append(o.buf, ']')
+	return o
+}
+
+// appendJSONString appends s, valid UTF-8, as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
+
+// tracker knows which records read in a session the cloud has
+// acknowledged, so the buffer's cursor moves past a record only when it
+// and every record before it were acknowledged, even though batches for
+// different topics are acknowledged out of buffer order. The sender adds
+// records as it reads them; the collector finishes them.
+type tracker struct {
+	mu   sync.Mutex
+	base uint64 // sequence number of done[head]
+	done []bool
+	head int
+}
+
+// add notes a record just read. Sequence numbers skipped since the last
+// one were dropped from the buffer and count as done.
+func (t *tracker) add(seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.head == len(t.done) {
+		t.base, t.done, t.head = seq, t.done[:0], 0
+	}
+	for next := t.base + uint64(len(t.done)-t.head); next < seq; next++ {
+		t.done = append(t.done, true)
+	}
+	t.done = append(t.done, false)
+}
+
+// finish marks records acknowledged and returns the new cursor, the first
+// record not yet acknowledged, and whether it moved.
+func (t *tracker) finish(seqs ...uint64) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range seqs {
+		if i := t.head + int(s-t.base); s >= t.base && i < len(t.done) {
+			t.done[i] = true
+		}
+	}
+	moved := false
+	for t.head < len(t.done) && t.done[t.head] {
+		t.head++
+		t.base++
+		moved = true
+	}
+	if t.head > 4096 && t.head*2 > len(t.done) {
+		n := copy(t.done, t.done[t.head:])
+		t.done, t.head = t.done[:n], 0
+	}
+	return t.base, moved
+}
