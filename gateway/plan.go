@@ -104,7 +104,7 @@ func (p *Plan) checkRemoteTopics() {
 				remote := r.RemotePrefix + topic
 				if err := prof.CheckTopic(remote); err != nil {
 					if bad[j]++; bad[j] <= shown {
-						d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "sends %s as %q: %v", topic, remote, err)
+						d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "point topic %s: %v", topic, err)
 					}
 				}
 			}

@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/simulation"
+)
+
+// TestProfileRefusesDeepPointTopics: a point whose topic an out-route
+// would send deeper than AWS IoT allows makes the configuration invalid,
+// at the route, naming the point's topic; a batch with its own topic
+// carries point topics inside its payload, so they do not count.
+func TestProfileRefusesDeepPointTopics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	cfg := `gateway: {id: gw1}
+publish: {topic: "{gateway}/{device}/{point}"}
+devices:
+  - name: boiler
+    driver: simulation
+    points: [{name: a, waveform: sine}, {name: b, waveform: sine}, {name: c, waveform: sine}, {name: d, waveform: sine}, {name: e, waveform: sine}]
+bridges:
+  - name: aws
+    url: mqtts://example-ats.iot.eu-west-1.amazonaws.com:8883
+    profile: aws-iot
+    routes:
+      - {direction: out, filter: "gw1/#", remote_prefix: "dt/plant/site-a/hall-2/line-4/cell-1/"}
+  - name: batched
+    url: mqtts://example-ats.iot.eu-west-1.amazonaws.com:8883
+    profile: aws-iot
+    routes:
+      - {direction: out, filter: "gw1/#", remote_prefix: "dt/plant/site-a/hall-2/line-4/cell-1/", batch: {topic: "dt/plant/gw1/batch"}}
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, adapters.NewRegistry(simulation.Driver{}), nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	text := err.Error()
+	for _, want := range []string{
+		`gw.yaml:12:34: bridges[0].routes[0].filter: point topic gw1/boiler/a: aws-iot allows at most 7 '/' in a topic, "dt/plant/site-a/hall-2/line-4/cell-1/gw1/boiler/a" has 8`,
+		`bridges[0].routes[0].filter: and 2 more points the same way`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %q in:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "bridges[1]") || strings.Count(text, "\n") != 3 {
+		t.Errorf("want exactly four errors, for bridges[0]:\n%s", text)
+	}
+}
