@@ -33,6 +33,19 @@
 // duplicates bounded by the window (plus, after a crash, the records
 // acknowledged since the buffer last saved its cursor, about a second).
 //
+// # Batches and limits
+//
+// A record whose remote topic falls under an out-route with batch
+// settings joins an open batch (batch.go) instead of being published
+// alone: one per batch topic, sent as a JSON array when it holds
+// max_messages or max_bytes, or max_delay after it opened. Batches for
+// different topics are acknowledged out of buffer order, so a tracker
+// moves the buffer's cursor only past records whose every predecessor the
+// cloud acknowledged. Every MQTT message, batch or not, takes a place in
+// the inflight window and passes the limiter (pace.go): max_rate messages
+// and max_byte_rate bytes within any sliding second. A message larger than
+// max_payload, or than an empty batch can hold, is dropped and counted.
+//
 // # The connection
 //
 // paho.mqtt.golang with a memory store, clean sessions and its own

@@ -240,16 +240,20 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr
 		var rec buffer.Record
 		var err error
 		if dl, ok := bt.deadline(); ok {
+			// Batches come due whether or not records keep coming.
+			if now := time.Now(); !now.Before(dl) {
+				for _, o := range bt.due(now) {
+					if !b.publishBatch(ctx, cl, o, window, slots) {
+						return nil
+					}
+				}
+				continue
+			}
 			rec, err = rd.NextBefore(ctx, dl)
 		} else {
 			rec, err = rd.Next(ctx)
 		}
 		if errors.Is(err, buffer.ErrCaughtUp) {
-			for _, o := range bt.due(time.Now()) {
-				if !b.publishBatch(ctx, cl, o, window, slots) {
-					return nil
-				}
-			}
 			continue
 		}
 		if err != nil {
