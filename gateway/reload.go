@@ -64,6 +64,9 @@ func (g *Gateway) reload(b *broker.Broker) {
 		next = old
 	}
 	g.forget(gen, newGen)
+	if next != old {
+		g.clearRetained(b, old, next)
+	}
 	g.mu.Lock()
 	g.plan, g.gen = next, newGen
 	g.mu.Unlock()
@@ -79,6 +82,36 @@ func (g *Gateway) forget(old, next *generation) {
 	for _, s := range old.sinks {
 		if !keep[s.name] {
 			g.metrics.forget(s.name)
+		}
+	}
+}
+
+// clearRetained removes the retained messages of points and devices that
+// the new configuration no longer has, as a restart would (the broker
+// keeps retained messages in memory): an empty retained message clears a
+// topic for local subscribers and, through the bridges, in the cloud.
+func (g *Gateway) clearRetained(b *broker.Broker, old, next *Plan) {
+	keep := map[string]bool{}
+	for dev, topics := range next.Topics {
+		keep[next.DeviceStatusTopic(dev)] = true
+		for _, t := range topics {
+			keep[t] = true
+		}
+	}
+	clear := func(topic string) {
+		if topic == "" || keep[topic] {
+			return
+		}
+		if err := b.Publish(topic, nil, true, 1); err != nil {
+			g.log.Warn("reload: cannot clear the retained message of a removed point", "topic", topic, "err", err)
+		}
+	}
+	for dev, topics := range old.Topics {
+		clear(old.DeviceStatusTopic(dev))
+		if *old.File.Publish.Retain {
+			for _, t := range topics {
+				clear(t)
+			}
 		}
 	}
 }

@@ -386,4 +386,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if !c.IsConnectionOpen() {
 		t.Error("the local client was dropped by a reload")
 	}
+
+	// Removing the point again clears its retained value, as a restart
+	// would: an empty retained message.
+	if err := os.WriteFile(path, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, ch, "the removed point's retained value cleared", func(m msg) bool {
+		return m.topic == "gw-test/sim/added" && m.payload == ""
+	})
+	waitFor(t, ch, "readings after removing the point", func(m msg) bool { return m.topic == "gw-test/sim/count" })
 }
