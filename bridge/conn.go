@@ -279,9 +279,18 @@ const maxPending = 256 << 10
 // commit, no timer, so an idle link adds no delay). A failed flush closes
 // the connection, which paho's reader reports as a lost connection, and
 // later Writes return the error.
+//
+// Reads are buffered too: paho reads each packet with three or more
+// Reads (the first byte, the length byte by byte, the rest), one system
+// call each without a buffer; a burst of PUBACKs then costs one.
 type batchConn struct {
 	net.Conn
 	timeout time.Duration // bounds each flush
+
+	// Read side, used by paho's one reading goroutine only.
+	rbuf   []byte
+	rstart int
+	rend   int
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -295,6 +304,32 @@ func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
 	b.cond = sync.NewCond(&b.mu)
 	go b.flush()
 	return b
+}
+
+// readBufSize holds a few hundred PUBACKs, or one typical inbound message.
+const readBufSize = 4 << 10
+
+// Read serves paho from the read buffer, refilling it with one Read of the
+// connection when it is empty. Reads larger than the buffer bypass it.
+func (b *batchConn) Read(p []byte) (int, error) {
+	if b.rstart == b.rend {
+		if len(p) >= readBufSize {
+			return b.Conn.Read(p)
+		}
+		if b.rbuf == nil {
+			b.rbuf = make([]byte, readBufSize)
+		}
+		n, err := b.Conn.Read(b.rbuf)
+		b.rstart, b.rend = 0, n
+		if n == 0 {
+			return 0, err
+		}
+		// An error with data comes back at the next Read, from the
+		// connection again.
+	}
+	n := copy(p, b.rbuf[b.rstart:b.rend])
+	b.rstart += n
+	return n, nil
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {

@@ -65,3 +65,43 @@ func TestBatchConn(t *testing.T) {
 		t.Fatalf("blocked write returned %v", err)
 	}
 }
+
+// TestBatchConnRead: reads come through the read buffer intact and in
+// order, whatever the sizes paho asks for, and an error after the data
+// comes back once the buffer is empty.
+func TestBatchConnRead(t *testing.T) {
+	a, b := net.Pipe()
+	bc := newBatchConn(a, wait)
+	defer bc.Close()
+	var want bytes.Buffer
+	for i := range 3 * readBufSize {
+		want.WriteByte(byte(i * 7))
+	}
+	go func() {
+		data := want.Bytes()
+		for len(data) > 0 {
+			n := min(len(data), 1000)
+			if _, err := b.Write(data[:n]); err != nil {
+				return
+			}
+			data = data[n:]
+		}
+		b.Close()
+	}()
+	var got bytes.Buffer
+	sizes := []int{1, 1, 2, 4096, 3, readBufSize, 17}
+	for i := 0; ; i++ {
+		p := make([]byte, sizes[i%len(sizes)])
+		n, err := bc.Read(p)
+		got.Write(p[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("read %d bytes that differ from the %d written", got.Len(), want.Len())
+	}
+}

@@ -134,6 +134,8 @@ type Log struct {
 	quarantined int
 	appended    uint64
 	fsyncs      uint64
+	syncTimer   *time.Timer // the deferred fsync; armed while syncArmed
+	syncArmed   bool
 	waitCh      chan struct{} // closed at the next append, for a waiting Reader
 	reader      *Reader
 
@@ -158,7 +160,10 @@ func Open(opts Options) (*Log, error) {
 		log:  opts.Logger,
 		done: make(chan struct{}),
 		ring: make([]ringEntry, ringSize),
+		// Armed by the first write; stopped, it never fires.
+		syncTimer: time.NewTimer(time.Hour),
 	}
+	l.syncTimer.Stop()
 	l.clockOK.Store(opts.ClockSynced())
 	if err := l.recover(); err != nil {
 		if l.active != nil {
@@ -437,6 +442,7 @@ func (l *Log) write(rec []byte) (uint64, error) {
 	l.nextSeq++
 	l.bytes += n
 	l.appended++
+	l.armSyncLocked()
 	if l.waitCh != nil {
 		close(l.waitCh)
 		l.waitCh = nil
@@ -790,32 +796,45 @@ func (l *Log) syncTo(ctx context.Context, seq uint64) error {
 	}
 }
 
-// run is the background goroutine: periodic fsync (SyncBatch, and
+// run is the background goroutine: the deferred fsync (SyncBatch, and
 // AppendAsync records in SyncAlways), cursor persistence, max_age and drop
 // reports.
+//
+// The fsync timer is armed by the first write after an fsync, for
+// SyncInterval, rather than ticking: an idle log wakes only for
+// maintenance, and a device polled at the sync interval gets its fsync in
+// the same wake-up as its next poll instead of in one of its own.
 func (l *Log) run() {
 	defer l.wg.Done()
-	tick := time.Second
-	if l.opts.Sync != SyncOff {
-		tick = min(tick, l.opts.SyncInterval)
-	}
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	lastMaint := time.Now()
+	maint := time.NewTicker(time.Second)
+	defer maint.Stop()
+	defer l.syncTimer.Stop()
 	for {
 		select {
 		case <-l.done:
 			return
-		case <-t.C:
-		}
-		if l.opts.Sync != SyncOff {
+		case <-l.syncTimer.C:
+			l.mu.Lock()
+			// Writes from here on arm the timer again, so what this round
+			// does not cover is covered within SyncInterval too.
+			l.syncArmed = false
+			l.mu.Unlock()
 			l.syncPending()
-		}
-		if time.Since(lastMaint) >= time.Second-tick/2 {
-			lastMaint = time.Now()
+		case <-maint.C:
 			l.maintain()
 		}
 	}
+}
+
+// armSyncLocked makes sure an fsync runs within SyncInterval: called for
+// every record written, it costs a timer reset only for the first one
+// after an fsync round started.
+func (l *Log) armSyncLocked() {
+	if l.syncArmed || l.opts.Sync == SyncOff {
+		return
+	}
+	l.syncArmed = true
+	l.syncTimer.Reset(l.opts.SyncInterval)
 }
 
 func (l *Log) syncPending() {

@@ -368,6 +368,41 @@ func TestSyncModesFsyncCounts(t *testing.T) {
 	})
 }
 
+// TestDeferredSync: the fsync runs once per burst of appends, within
+// SyncInterval of the first, and an idle log does not fsync at all.
+func TestDeferredSync(t *testing.T) {
+	e := newEnv(t)
+	e.opts.SyncInterval = 20 * time.Millisecond
+	l := e.open()
+	var rounds atomic.Int64
+	l.setBeforeSync(func() { rounds.Add(1) })
+	idle := func() {
+		t.Helper()
+		before := rounds.Load()
+		time.Sleep(3 * e.opts.SyncInterval)
+		if n := rounds.Load() - before; n != 0 {
+			t.Fatalf("%d fsync rounds with nothing appended", n)
+		}
+	}
+	idle()
+	start := time.Now()
+	appendN(t, l, 0, 10)
+	quick := time.Since(start) < e.opts.SyncInterval
+	for {
+		l.mu.Lock()
+		synced, next := l.synced, l.nextSeq
+		l.mu.Unlock()
+		if synced+1 == next {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := rounds.Load(); quick && n != 1 {
+		t.Errorf("%d fsync rounds for one burst, want 1", n)
+	}
+	idle()
+}
+
 func TestTooLarge(t *testing.T) {
 	e := newEnv(t)
 	e.opts.MaxBytes = 8192
