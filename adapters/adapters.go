@@ -99,13 +99,6 @@ type Command struct {
 	Done func(err error)
 }
 
-// Writer is implemented by runners whose devices accept commands; Run
-// applies them from Env.Commands.
-type Writer interface {
-	// Writable reports whether the driver can write this kind of point.
-	Writable(p Point) bool
-}
-
 // Common holds the device keys every driver shares; drivers embed it inline
 // in their device struct.
 type Common struct {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldbridge/gateway/adapters"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
@@ -171,19 +170,11 @@ func TestWritable(t *testing.T) {
       - {name: out, line: 3, mode: output, writable: true}
       - {name: fixed, line: 4, mode: output, initial: true}
 `)[0]
-	rs := Driver{}.Runners([]adapters.Device{d})
-	if len(rs) != 1 {
-		t.Fatalf("runners: %d", len(rs))
-	}
-	w := rs[0].(adapters.Writer)
 	want := map[string]bool{"in": false, "pulses": true, "pulses_rate": false, "out": true, "fixed": false}
 	for _, p := range d.Info().Points {
-		if got := w.Writable(p); got != want[p.Name] {
-			t.Errorf("Writable(%s) = %v", p.Name, got)
+		if p.Writable != want[p.Name] {
+			t.Errorf("%s: writable %v", p.Name, p.Writable)
 		}
-	}
-	if w.Writable(adapters.Point{Where: "devices[9].points[0]"}) {
-		t.Error("a point of another device is writable")
 	}
 }
 

@@ -66,7 +66,6 @@ var (
 	_ adapters.Driver = Driver{}
 	_ adapters.Device = (*Device)(nil)
 	_ adapters.Runner = (*runner)(nil)
-	_ adapters.Writer = (*runner)(nil)
 )
 
 // Name implements adapters.Driver.

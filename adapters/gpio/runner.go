@@ -29,18 +29,6 @@ func newRunner(d *Device, hw hardware) *runner {
 	return &runner{dev: d, hw: hw, minBackoff: minBackoff, maxBackoff: maxBackoff, saveEvery: saveEvery}
 }
 
-// Writable implements adapters.Writer: outputs, and counters (a command
-// sets the total, to match the meter's display), when marked writable.
-func (r *runner) Writable(p adapters.Point) bool {
-	for _, ls := range r.dev.lines {
-		ip := r.dev.info.Points[ls.point]
-		if ip.Where == p.Where && ip.Name == p.Name {
-			return ls.writable && ls.mode != modeInput
-		}
-	}
-	return false
-}
-
 // lineEdge is an edge of line i of the device.
 type lineEdge struct {
 	line int

@@ -176,11 +176,11 @@ func TestWritable(t *testing.T) {
     - {name: inbit, table: input, address: 0, type: bool, bit: 1}`)
 	r := Driver{}.Runners([]adapters.Device{devs[0]})[0].(*runner)
 	for i, want := range []bool{true, true, true, false, false} {
-		if got := r.Writable(devs[0].info.Points[i]); got != want {
+		if got := r.writable(devs[0].info.Points[i]); got != want {
 			t.Errorf("Writable(%s) = %v, want %v", devs[0].info.Points[i].Name, got, want)
 		}
 	}
-	if r.Writable(adapters.Point{Where: "devices[9].points[0]"}) {
+	if r.writable(adapters.Point{Where: "devices[9].points[0]"}) {
 		t.Error("a point of another device is writable")
 	}
 }

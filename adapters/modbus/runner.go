@@ -31,7 +31,6 @@ var (
 	_ adapters.Driver = Driver{}
 	_ adapters.Device = (*Device)(nil)
 	_ adapters.Runner = (*runner)(nil)
-	_ adapters.Writer = (*runner)(nil)
 )
 
 // Name implements adapters.Driver.
@@ -105,9 +104,10 @@ type nopSink struct{}
 func (nopSink) Report(int, mappings.Value, error, time.Time) {}
 func (nopSink) Polled(error)                                 {}
 
-// Writable implements adapters.Writer: writable coils and holding
-// registers of the runner's devices (not strings, which Compile refuses).
-func (r *runner) Writable(p adapters.Point) bool {
+// writable reports whether a point of the runner's devices takes
+// commands: writable coils and holding registers (not strings, which
+// Compile refuses). Configure refuses the rest; this guards Run.
+func (r *runner) writable(p adapters.Point) bool {
 	for _, d := range r.devs {
 		for i := range d.info.Points {
 			if d.info.Points[i].Where == p.Where && d.info.Points[i].Name == p.Name {
