@@ -472,8 +472,9 @@ func TestBackoff(t *testing.T) {
 }
 
 // TestLimiter: within any window of one second, no more than max_rate
-// messages and max_byte_rate bytes are let through, as the limiter itself
-// timed them; a message larger than the byte rate goes alone.
+// messages and max_byte_rate bytes are let through, and no more than a
+// tenth of them within a tenth of a second, as the limiter itself timed
+// them; a message larger than the byte rate goes alone.
 func TestLimiter(t *testing.T) {
 	if newLimiter(0, 0) != nil {
 		t.Fatal("max_rate 0 limits")
@@ -489,11 +490,15 @@ func TestLimiter(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.mu.Lock()
-		msgs, bytes, n := l.msgs.sum, l.bytes.sum, len(l.bytes.sends)-l.bytes.head
-		first, last := l.msgs.sends[l.msgs.head].at, l.msgs.sends[len(l.msgs.sends)-1].at
+		msgs, bytes, n := l.msgs[0].sum, l.bytes[0].sum, len(l.bytes[0].sends)-l.bytes[0].head
+		first, last := l.msgs[0].sends[l.msgs[0].head].at, l.msgs[0].sends[len(l.msgs[0].sends)-1].at
+		tenth := l.msgs[1].sum
 		l.mu.Unlock()
 		if msgs > 100 || last.Sub(first) >= time.Second {
 			t.Fatalf("send %d: %g messages within %s", i, msgs, last.Sub(first))
+		}
+		if tenth > 10 {
+			t.Fatalf("send %d: %g messages within a tenth of a second", i, tenth)
 		}
 		if bytes > 20000 && n > 1 {
 			t.Fatalf("send %d: %g bytes in the window with %d messages", i, bytes, n)

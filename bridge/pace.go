@@ -44,13 +44,18 @@ func (b *backoff) reset() { b.ceil = b.min }
 
 // limiter keeps a connection within max_rate messages a second and
 // max_byte_rate bytes a second over any sliding window, not on average:
-// a cloud that counts per second never sees more. A message larger than
-// the byte rate goes alone once the window is empty. A nil limiter does
+// a cloud that counts per second never sees more from the bridge. Within
+// the second, messages are spread out: no tenth of a second carries more
+// than a tenth of max_rate (rounded up), so a backlog does not leave as
+// one burst a second that jitter on the way could push into the cloud's
+// previous second. Bytes are not spread, which would hold back batches
+// larger than a tenth of max_byte_rate; a message larger than
+// max_byte_rate goes alone once the window is empty. A nil limiter does
 // not limit.
 type limiter struct {
 	mu    sync.Mutex
-	msgs  window
-	bytes window
+	msgs  [2]window // one second, and a tenth of it
+	bytes [2]window // the second one stays unlimited
 }
 
 // window is a sliding-window budget: at most limit units in any span.
@@ -71,6 +76,9 @@ type spent struct {
 // the window shrinks below a second with the same rate.
 const maxWindowSends = 10000
 
+// spread is the share of a second in which a tenth of the rate may go.
+const spread = 10
+
 func newLimiter(rate, byteRate float64) *limiter {
 	if rate <= 0 && byteRate <= 0 {
 		return nil
@@ -78,10 +86,11 @@ func newLimiter(rate, byteRate float64) *limiter {
 	l := &limiter{}
 	if rate > 0 {
 		n := min(math.Ceil(rate), maxWindowSends)
-		l.msgs = window{limit: n, span: time.Duration(n / rate * float64(time.Second))}
+		l.msgs[0] = window{limit: n, span: time.Duration(n / rate * float64(time.Second))}
+		l.msgs[1] = window{limit: math.Ceil(rate / spread), span: time.Second / spread}
 	}
 	if byteRate > 0 {
-		l.bytes = window{limit: byteRate, span: time.Second}
+		l.bytes[0] = window{limit: byteRate, span: time.Second}
 	}
 	return l
 }
@@ -132,15 +141,22 @@ func (l *limiter) wait(ctx context.Context, size int) error {
 	for {
 		l.mu.Lock()
 		now := time.Now()
-		l.msgs.expire(now)
-		l.bytes.expire(now)
-		at := l.msgs.room(1)
-		if t := l.bytes.room(float64(size)); t.After(at) {
-			at = t
+		var at time.Time
+		for i := range 2 {
+			l.msgs[i].expire(now)
+			l.bytes[i].expire(now)
+			if t := l.msgs[i].room(1); t.After(at) {
+				at = t
+			}
+			if t := l.bytes[i].room(float64(size)); t.After(at) {
+				at = t
+			}
 		}
 		if at.IsZero() {
-			l.msgs.spend(now, 1)
-			l.bytes.spend(now, float64(size))
+			for i := range 2 {
+				l.msgs[i].spend(now, 1)
+				l.bytes[i].spend(now, float64(size))
+			}
 			l.mu.Unlock()
 			return nil
 		}

@@ -59,11 +59,13 @@ func LookupProfile(name string) (Profile, bool) {
 	// AWS IoT Core quotas per connection: 100 publishes/s, 100 QoS 1
 	// messages awaiting PUBACK, 128 KB payloads, 512 KB/s, topics of at
 	// most 7 slashes and 256 bytes, no QoS 2, 8 filters per SUBSCRIBE, 50
-	// subscriptions, client ids of 128 bytes, keepalive 30s to 1200s.
+	// subscriptions, client ids of 128 bytes, keepalive 30s to 1200s. The
+	// rates default to a tenth under the quotas: AWS counts what arrives,
+	// and the internet can bunch what the bridge spaced out.
 	case "aws-iot":
 		return Profile{
-			Name: "aws-iot", Rate: 100, MaxRate: 100, Inflight: 100, MaxInflight: 100,
-			Payload: 128_000, MaxPayload: 128_000, ByteRate: 512 << 10, MaxByteRate: 512 << 10,
+			Name: "aws-iot", Rate: 90, MaxRate: 100, Inflight: 100, MaxInflight: 100,
+			Payload: 128_000, MaxPayload: 128_000, ByteRate: 460 << 10, MaxByteRate: 512 << 10,
 			Slashes: 7, SlashesFree: "$aws/rules/*/", TopicBytes: 256, MaxQoS: 1,
 			FiltersPerSubscribe: 8, Subscriptions: 50, ClientIDBytes: 128,
 			KeepaliveMin: 30 * time.Second, KeepaliveMax: 1200 * time.Second,

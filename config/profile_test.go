@@ -29,7 +29,7 @@ func TestProfileDefaults(t *testing.T) {
 		t.Fatal(errs)
 	}
 	aws, hive, plain := f.Bridges[0], f.Bridges[1], f.Bridges[2]
-	if aws.MaxRate != 100 || aws.Inflight != 100 || aws.MaxPayload != 128000 || aws.MaxByteRate != 512<<10 {
+	if aws.MaxRate != 90 || aws.Inflight != 100 || aws.MaxPayload != 128000 || aws.MaxByteRate != 460<<10 {
 		t.Errorf("aws-iot: rate %g inflight %d payload %d bytes/s %d", aws.MaxRate, aws.Inflight, aws.MaxPayload, aws.MaxByteRate)
 	}
 	if b := aws.Routes[0].Batch; b.MaxMessages != DefaultBatchCount || b.MaxBytes != 128000 || b.MaxDelay != DefaultBatchDelay || b.Topic != "" {
