@@ -344,3 +344,33 @@ func samePayload(a, b []byte) bool {
 	}
 	return bytes.Equal(a, b)
 }
+
+// TestBatchStaysUntilPuback: a batch's messages leave the buffer only
+// when the cloud acknowledged the batch; while the PUBACKs are held back,
+// every message of the sent batches is still in the backlog.
+func TestBatchStaysUntilPuback(t *testing.T) {
+	const hold = 5 * time.Second
+	lr := newLimitsRig(t, func(cfg *config.Bridge) {
+		cfg.Routes[0].Batch = &config.Batch{Topic: "sites/a/batch", MaxMessages: 50, MaxBytes: 64 << 10, MaxDelay: 50 * time.Millisecond}
+	})
+	sub := newCloudSub()
+	subscribeCloud(t, lr.c, lr.p, "puback-sub", "sites/#", sub, nil)
+	topics := topicNames("plant/t", 5)
+	const perTopic = 100
+	publishLocal(t, lr.local, topics, perTopic)
+	lr.px.holdAcks(hold)
+	lr.start()
+	eventually(t, wait, "every batch sent", func() bool { return lr.px.published() >= len(topics)*perTopic/50 })
+	if st := lr.br.Status(); st.Backlog.Messages != uint64(len(topics)*perTopic) || st.Delivered != 0 {
+		t.Fatalf("with every PUBACK held: backlog %d, delivered %d; want %d, 0", st.Backlog.Messages, st.Delivered, len(topics)*perTopic)
+	}
+	eventually(t, hold+wait, "an empty backlog once the PUBACKs came", func() bool { return lr.br.Status().Backlog.Messages == 0 })
+	sub.waitFor(t, wait, "every batch at the cloud", func(total, _ int) bool { return total >= len(topics)*perTopic/50 })
+	var readings []cloudMsg
+	for _, m := range sub.snapshot() {
+		if m.topic == "sites/a/batch" {
+			readings = append(readings, unpack(t, []byte(m.payload))...)
+		}
+	}
+	checkDelivery(t, readings, topicNames("sites/a/plant/t", 5), perTopic)
+}
