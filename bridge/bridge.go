@@ -117,6 +117,7 @@ type Bridge struct {
 	running atomic.Bool
 	st      counters
 	status  statusState
+	drain   drainWatch
 	logs    logLimits
 }
 

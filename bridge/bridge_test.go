@@ -567,3 +567,34 @@ func (noLocal) PublishAs(origin, topic string, payload []byte, retain bool, qos 
 }
 
 func (noLocal) Allowed(user, topic string) bool { return false }
+
+// TestDrainWatch: a backlog that does not shrink over a minute of sending
+// is reported, once per ten minutes; one that shrinks, an idle or a
+// disconnected bridge is not.
+func TestDrainWatch(t *testing.T) {
+	var w drainWatch
+	t0 := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	if w.observe(at(0), true, 1000, 0) || w.observe(at(30), true, 900, 100) {
+		t.Fatal("warned within the first minute")
+	}
+	if w.observe(at(60), true, 800, 200) || w.notShrinking() {
+		t.Fatal("a shrinking backlog is reported")
+	}
+	if !w.observe(at(120), true, 800, 300) || !w.notShrinking() {
+		t.Fatal("a backlog that stayed while 100 messages were delivered is not reported")
+	}
+	if w.observe(at(180), true, 900, 400) || !w.notShrinking() {
+		t.Fatal("warned again within ten minutes")
+	}
+	if w.observe(at(240), true, 900, 400) || w.notShrinking() {
+		t.Fatal("a bridge that delivered nothing (a stalled link) is reported as not shrinking")
+	}
+	if w.observe(at(250), false, 900, 400) || w.notShrinking() {
+		t.Fatal("a disconnected bridge is reported")
+	}
+	w.observe(at(800), true, 900, 500)
+	if !w.observe(at(860), true, 950, 600) {
+		t.Fatal("not reported again after ten minutes")
+	}
+}

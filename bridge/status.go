@@ -49,6 +49,10 @@ type Backlog struct {
 	Messages         uint64  `json:"messages"`
 	Bytes            int64   `json:"bytes"`
 	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+	// NotShrinking is true when, over the last minute connected and
+	// sending, the backlog did not get smaller: new messages arrive as
+	// fast as the bridge may send them, so live data stays behind it.
+	NotShrinking bool `json:"not_shrinking"`
 }
 
 // Drops counts messages lost on purpose, by reason, since start (Full,
@@ -142,7 +146,14 @@ func (s *statusState) sample(sent uint64) {
 	s.mu.Unlock()
 }
 
-// rate is the average over the samples kept, in messages a second.
+// rate is SendRate.
+func (s *statusState) rate() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rateLocked()
+}
+
+// rateLocked is the average over the samples kept, in messages a second.
 func (s *statusState) rateLocked() float64 {
 	if s.n < 2 {
 		return 0
@@ -151,7 +162,8 @@ func (s *statusState) rateLocked() float64 {
 	return float64(s.samples[s.head]-s.samples[oldest]) / float64(s.n-1)
 }
 
-// sampleRates feeds SendRate once a second until ctx ends.
+// sampleRates feeds SendRate once a second, and watches whether the
+// backlog drains, until ctx ends.
 func (b *Bridge) sampleRates(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -160,10 +172,65 @@ func (b *Bridge) sampleRates(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			b.status.sample(b.st.sent.Load())
+			bs := b.buf.Stats()
+			if b.drain.observe(now, b.status.isConnected(), bs.Messages, b.st.delivered.Load()) {
+				b.log.Warn("bridge: the backlog does not shrink: messages arrive as fast as the bridge may send them, so live data waits behind the backlog; batch the out-routes (batch:) or raise max_rate if the cloud allows",
+					"backlog", bs.Messages, "max_rate", b.cfg.MaxRate, "send_rate", b.status.rate())
+			}
 		}
 	}
+}
+
+// drainWindow is how long a connected bridge with a backlog is watched
+// before it says whether the backlog shrinks; drainWarnEvery spaces the
+// warnings.
+const (
+	drainWindow    = time.Minute
+	drainWarnEvery = 10 * time.Minute
+)
+
+// drainWatch tells whether a backlog drains while the bridge sends.
+type drainWatch struct {
+	mu        sync.Mutex
+	since     time.Time // start of the current window; zero when not watching
+	backlog   uint64    // at since
+	delivered uint64    // at since
+	stuck     bool      // the last full window did not shrink the backlog
+	warned    time.Time
+}
+
+// observe takes one sample and reports whether to warn that the backlog
+// does not shrink.
+func (w *drainWatch) observe(now time.Time, connected bool, backlog, delivered uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !connected || backlog == 0 {
+		w.since, w.stuck = time.Time{}, false
+		return false
+	}
+	if w.since.IsZero() {
+		w.since, w.backlog, w.delivered = now, backlog, delivered
+		return false
+	}
+	if now.Sub(w.since) < drainWindow {
+		return false
+	}
+	// Sending, and yet no smaller: a stalled link is reported elsewhere.
+	w.stuck = delivered > w.delivered && backlog >= w.backlog
+	w.since, w.backlog, w.delivered = now, backlog, delivered
+	if w.stuck && (w.warned.IsZero() || now.Sub(w.warned) >= drainWarnEvery) {
+		w.warned = now
+		return true
+	}
+	return false
+}
+
+func (w *drainWatch) notShrinking() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stuck
 }
 
 // Status returns the bridge's current state.
@@ -176,6 +243,7 @@ func (b *Bridge) Status() Status {
 			Messages:         bs.Messages,
 			Bytes:            bs.Bytes,
 			OldestAgeSeconds: bs.OldestAge.Seconds(),
+			NotShrinking:     b.drain.notShrinking(),
 		},
 		Sent:      b.st.sent.Load(),
 		Delivered: b.st.delivered.Load(),
@@ -232,6 +300,7 @@ func newCollector(b *Bridge) *collector {
 		{"fieldbridge_bridge_backlog_messages", "Messages in the buffer waiting for the cloud."},
 		{"fieldbridge_bridge_backlog_bytes", "Bytes of the buffer's retained segments."},
 		{"fieldbridge_bridge_oldest_age_seconds", "Age of the oldest message waiting for the cloud."},
+		{"fieldbridge_bridge_backlog_not_shrinking", "1 when the backlog did not shrink over the last minute of sending."},
 		{"fieldbridge_bridge_sent_total", "MQTT messages the cloud acknowledged (a batch counts once)."},
 		{"fieldbridge_bridge_delivered_total", "Buffered messages the cloud acknowledged, alone or in a batch."},
 		{"fieldbridge_bridge_batches_total", "Batches sent."},
@@ -285,6 +354,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("fieldbridge_bridge_backlog_messages", float64(st.Backlog.Messages))
 	gauge("fieldbridge_bridge_backlog_bytes", float64(st.Backlog.Bytes))
 	gauge("fieldbridge_bridge_oldest_age_seconds", st.Backlog.OldestAgeSeconds)
+	stuck := 0.0
+	if st.Backlog.NotShrinking {
+		stuck = 1
+	}
+	gauge("fieldbridge_bridge_backlog_not_shrinking", stuck)
 	counter("fieldbridge_bridge_sent_total", st.Sent)
 	counter("fieldbridge_bridge_delivered_total", st.Delivered)
 	counter("fieldbridge_bridge_batches_total", st.Batches)
