@@ -78,10 +78,10 @@ func (p *Plan) resolveTopics() {
 	}
 }
 
-// checkRemoteTopics refuses a point whose topic, as an out-route sends it
-// to the cloud, is one the bridge's profile forbids: the cloud would drop
-// the connection at its first message. Points are reported once per
-// bridge, at the route that sends them.
+// checkRemoteTopics refuses a point (or a device's status) whose topic, as
+// an out-route sends it to the cloud, is one the bridge's profile forbids:
+// the cloud would drop the connection at its first message. Points are
+// reported once per bridge, at the route that sends them.
 func (p *Plan) checkRemoteTopics() {
 	const shown = 3 // points named per route; the rest are counted
 	d := p.File.Decoder()
@@ -93,7 +93,7 @@ func (p *Plan) checkRemoteTopics() {
 		bad := make([]int, len(b.Routes))
 		for _, dev := range p.Devices.Devices {
 			name := dev.Info().Name
-			for _, topic := range p.Topics[name] {
+			for _, topic := range append(p.Topics[name][:len(p.Topics[name]):len(p.Topics[name])], p.DeviceStatusTopic(name)) {
 				if topic == "" {
 					continue
 				}
@@ -104,14 +104,14 @@ func (p *Plan) checkRemoteTopics() {
 				remote := r.RemotePrefix + topic
 				if err := prof.CheckTopic(remote); err != nil {
 					if bad[j]++; bad[j] <= shown {
-						d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "point topic %s: %v", topic, err)
+						d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "topic %s: %v", topic, err)
 					}
 				}
 			}
 		}
 		for j, n := range bad {
 			if n > shown {
-				d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "and %d more points the same way", n-shown)
+				d.Errorf(fmt.Sprintf("bridges[%d].routes[%d].filter", i, j), "and %d more topics the same way", n-shown)
 			}
 		}
 	}

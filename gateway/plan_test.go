@@ -12,7 +12,7 @@ import (
 
 // TestProfileRefusesDeepPointTopics: a point whose topic an out-route
 // would send deeper than AWS IoT allows makes the configuration invalid,
-// at the route, naming the point's topic; a batch with its own topic
+// at the route, naming the topic (the device status counts too); a batch with its own topic
 // carries point topics inside its payload, so they do not count.
 func TestProfileRefusesDeepPointTopics(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gw.yaml")
@@ -43,8 +43,8 @@ bridges:
 	}
 	text := err.Error()
 	for _, want := range []string{
-		`gw.yaml:12:34: bridges[0].routes[0].filter: point topic gw1/boiler/a: aws-iot allows at most 7 '/' in a topic, "dt/plant/site-a/hall-2/line-4/cell-1/gw1/boiler/a" has 8`,
-		`bridges[0].routes[0].filter: and 2 more points the same way`,
+		`gw.yaml:12:34: bridges[0].routes[0].filter: topic gw1/boiler/a: aws-iot allows at most 7 '/' in a topic, "dt/plant/site-a/hall-2/line-4/cell-1/gw1/boiler/a" has 8`,
+		`bridges[0].routes[0].filter: and 3 more topics the same way`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing %q in:\n%s", want, text)
