@@ -193,11 +193,18 @@ func TestAnonymousRefusedWhenUsersConfigured(t *testing.T) {
 func TestStatusAndDeviceAvailability(t *testing.T) {
 	g := start(t, `broker: {listeners: [{name: local, type: tcp, address: "127.0.0.1:0"}]}
 `+setpointDevice)
-	c := client(t, g, "", "")
-	ch := sub(t, c, "gw/#")
+	// A first subscriber sees both go online, live or retained depending
+	// on when it subscribed; a second one, subscribing after that, must
+	// get both as retained messages.
+	first := sub(t, client(t, g, "", ""), "gw/#")
+	for seen := map[string]bool{}; len(seen) < 2; {
+		m := next(t, first, "status messages", func(m message) bool { return strings.HasSuffix(m.topic, "/status") })
+		seen[m.topic] = true
+	}
+	ch := sub(t, client(t, g, "", ""), "gw/#")
 	got := map[string]message{}
 	for len(got) < 2 {
-		m := next(t, ch, "status messages", func(m message) bool { return strings.HasSuffix(m.topic, "/status") })
+		m := next(t, ch, "retained status messages", func(m message) bool { return strings.HasSuffix(m.topic, "/status") })
 		got[m.topic] = m
 	}
 	if m := got["gw/status"]; m.payload != "online" || !m.retained {
@@ -207,7 +214,7 @@ func TestStatusAndDeviceAvailability(t *testing.T) {
 		t.Errorf("device status %+v", m)
 	}
 	st := g.Status()
-	if len(st.Devices) != 1 || st.Devices[0].Online == nil || !*st.Devices[0].Online || st.Broker.Clients != 1 {
+	if len(st.Devices) != 1 || st.Devices[0].Online == nil || !*st.Devices[0].Online || st.Broker.Clients != 2 {
 		t.Errorf("status %+v", st)
 	}
 }
