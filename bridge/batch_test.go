@@ -374,3 +374,48 @@ func TestBatchStaysUntilPuback(t *testing.T) {
 	}
 	checkDelivery(t, readings, topicNames("sites/a/plant/t", 5), perTopic)
 }
+
+// FuzzBatch: whatever the topics and payloads, a batch is valid JSON that
+// gives back every message's topic and payload (JSON payloads as JSON
+// values), and never exceeds max_bytes.
+func FuzzBatch(f *testing.F) {
+	f.Add("sites/a/t", []byte(`{"value":1}`), "sites/b", []byte("\xff\x00"), 300)
+	f.Add("a\"b\\c\x01", []byte(` [1, 2] `), "é/ü", []byte(`"\ud800"`), 256)
+	f.Add("t", []byte("1e999"), "t", []byte{}, 1000)
+	f.Fuzz(func(t *testing.T, topic1 string, p1 []byte, topic2 string, p2 []byte, maxBytes int) {
+		if checkTopic(topic1) != nil || checkTopic(topic2) != nil {
+			return
+		}
+		route := &batchRoute{maxMessages: 3, maxBytes: max(256, maxBytes%(1<<16)), maxDelay: time.Second}
+		now := time.Unix(1795000000, 123e6)
+		var bt batcher
+		var sent []*openBatch
+		in := []cloudMsg{{topic: topic1, payload: string(p1)}, {topic: topic2, payload: string(p2)}, {topic: topic1, payload: string(p2)}}
+		kept := 0
+		for i, m := range in {
+			elem := append([]byte(nil), bt.element(record{topic: m.topic, time: now, payload: []byte(m.payload)})...)
+			if len(elem)+2 > route.maxBytes {
+				continue // the bridge drops it as oversize
+			}
+			in[kept] = m
+			kept++
+			sent = append(sent, bt.add(route, "batch", 1, elem, uint64(i+1), now)...)
+		}
+		sent = append(sent, bt.due(now.Add(time.Second))...)
+		var out []cloudMsg
+		for _, o := range sent {
+			if len(o.buf) > route.maxBytes {
+				t.Fatalf("a batch of %d bytes, max_bytes %d", len(o.buf), route.maxBytes)
+			}
+			out = append(out, unpack(t, o.buf)...)
+		}
+		if len(out) != kept {
+			t.Fatalf("%d messages out of %d", len(out), kept)
+		}
+		for i, m := range out {
+			if m.topic != in[i].topic || !samePayload([]byte(m.payload), []byte(in[i].payload)) {
+				t.Fatalf("message %d: %q %q, want %q %q", i, m.topic, m.payload, in[i].topic, in[i].payload)
+			}
+		}
+	})
+}
