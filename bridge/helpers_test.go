@@ -170,7 +170,15 @@ func (p *pki) leaf(t testing.TB, cn string, sans []string, expired bool) (certFi
 // clientTLS is a TLS configuration for a test client of the cloud.
 func (p *pki) clientTLS(t testing.TB, cn string) *tls.Config {
 	t.Helper()
-	certFile, keyFile := p.leaf(t, cn, nil, false)
+	cert, pool := p.keyPair(t, cn, nil)
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+// keyPair issues a certificate for cn (and sans) and returns it with a
+// pool holding the CA.
+func (p *pki) keyPair(t testing.TB, cn string, sans []string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	certFile, keyFile := p.leaf(t, cn, sans, false)
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +189,7 @@ func (p *pki) clientTLS(t testing.TB, cn string) *tls.Config {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return cert, pool
 }
 
 // ---- the cloud: a real mosquitto ----

@@ -254,8 +254,10 @@ func checkRate(t *testing.T, what string, at []time.Time, weight []float64, limi
 	if inner > limit {
 		t.Errorf("%s: %.0f within %s from %s, more than the limit of %.0f a second", what, inner, short, from.Format("15:04:05.000"), limit)
 	}
-	if pressed := limit * long.Seconds(); binding && outer <= pressed {
-		t.Errorf("%s: never more than %.0f within %s (the limit's rate is %.0f): the limit was not reached, so this check proves nothing", what, outer, long, pressed)
+	// The limiter spreads messages over the second, so a bridge pressed
+	// against the limit fills a second to the limit, not beyond it.
+	if pressed := 0.9 * limit; binding && exact < pressed {
+		t.Errorf("%s: never more than %.0f within 1s (%.0f would show the limit was reached): this check proves nothing", what, exact, pressed)
 	}
 }
 

@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,17 +58,7 @@ type proxyPub struct {
 // newProxy starts a proxy on a free port of 127.0.0.1 in front of c.
 func newProxy(t testing.TB, c *cloud, p *pki) *mqttProxy {
 	t.Helper()
-	certFile, keyFile := p.leaf(t, "proxy", []string{"127.0.0.1"}, false)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := os.ReadFile(p.ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := x509.NewCertPool()
-	clients.AppendCertsFromPEM(pem)
+	cert, clients := p.keyPair(t, "proxy", []string{"127.0.0.1"})
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    clients,

@@ -103,6 +103,15 @@ bridges:
 		"bridges[0].routes[0].direction:",
 		"bridges[0].routes[0].filter:",
 	}
+	wantErrors(t, errs, want...)
+}
+
+// wantErrors checks that each of want is part of the errors' text.
+func wantErrors(t *testing.T, errs Errors, want ...string) {
+	t.Helper()
+	if len(errs) == 0 {
+		t.Fatal("accepted")
+	}
 	text := errs.Error()
 	for _, w := range want {
 		if !strings.Contains(text, w) {
