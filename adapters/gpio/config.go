@@ -83,40 +83,27 @@ type lineSpec struct {
 // found out by Run.
 func (Driver) Configure(raw config.Raw) adapters.Device {
 	var c deviceConfig
-	raw.Decode(&c)
-	d := raw.Decoder()
-	path := raw.Path()
-	ok := true
-	fail := func(p, format string, args ...any) {
-		d.Errorf(p, format, args...)
-		ok = false
-	}
-	if err := mappings.ValidName(c.Name); err != nil {
-		fail(path+".name", "%v", err)
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.PollInterval < MinPollInterval {
-		fail(path+".poll_interval", "poll_interval must be at least %s", MinPollInterval)
-	}
+	e := adapters.Decode(raw, &c)
+	e.CheckName(c.Name)
+	interval := e.PollInterval(c.PollInterval, DefaultPollInterval, MinPollInterval)
+	d, path := e.Decoder(), e.Path()
 	if c.Chip == "" {
 		c.Chip = DefaultChip
 	}
 	if err := checkChip(c.Chip); err != nil {
-		fail(path+".chip", "%v", err)
+		e.Fail(path+".chip", "%v", err)
 	}
 	if len(c.Points) == 0 {
-		fail(path, "a gpio device needs at least one point")
+		e.Fail(path, "a gpio device needs at least one point")
 	}
 
-	dev := &Device{chip: c.Chip, interval: c.PollInterval,
+	dev := &Device{chip: c.Chip, interval: interval,
 		info: adapters.Info{Name: c.Name, Driver: "gpio"}}
 	names := map[string]string{} // point name -> key path
 	offsets := map[int]string{}  // line -> key path
 	addPoint := func(mp mappings.Point, where string) int {
 		if prev, dup := names[mp.Name]; dup {
-			fail(where+".name", "point name %q is already used by %s", mp.Name, prev)
+			e.Fail(where+".name", "point name %q is already used by %s", mp.Name, prev)
 		}
 		names[mp.Name] = where
 		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: where})
@@ -126,20 +113,18 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		pc := &c.Points[i]
 		pp := fmt.Sprintf("%s.points[%d]", path, i)
 		ls, mp, good := checkPoint(d, pp, pc)
-		if !good {
-			ok = false
+		if !e.Check(good) {
 			continue
 		}
 		if prev, dup := offsets[ls.offset]; dup {
-			fail(pp+".line", "line %d is already used by %s", ls.offset, prev)
+			e.Fail(pp+".line", "line %d is already used by %s", ls.offset, prev)
 		}
 		offsets[ls.offset] = pp
 		ls.point = addPoint(mp, pp)
 		ls.rate = -1
 		if ls.mode == modeCounter {
 			rp, good := checkRate(d, pp, pc)
-			if !good {
-				ok = false
+			if !e.Check(good) {
 				continue
 			}
 			ls.rate = addPoint(rp, pp+".rate")
@@ -147,7 +132,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		}
 		dev.lines = append(dev.lines, ls)
 	}
-	if !ok {
+	if !e.OK() {
 		return nil
 	}
 	return dev
@@ -172,17 +157,11 @@ func checkPoint(d *config.Decoder, pp string, pc *pointConfig) (ls lineSpec, mp 
 	}
 	ls = lineSpec{name: pc.Name, activeLow: pc.ActiveLow, count: countRising}
 
-	switch pc.Mode {
-	case "input":
-		ls.mode = modeInput
-	case "counter":
-		ls.mode = modeCounter
-	case "output":
-		ls.mode = modeOutput
-	case "":
+	if pc.Mode == "" {
 		fail(pp, "a gpio point needs mode: input, counter or output")
-	default:
-		fail(pp+".mode", "unknown mode %q (want input, counter or output)", pc.Mode)
+	} else {
+		ls.mode, _ = oneOf(fail, pp, "mode", pc.Mode, []named[mode]{
+			{"input", modeInput}, {"counter", modeCounter}, {"output", modeOutput}})
 	}
 	switch {
 	case pc.Line == nil:
@@ -205,16 +184,9 @@ func checkPoint(d *config.Decoder, pp string, pc *pointConfig) (ls lineSpec, mp 
 			ls.debounce = db
 		}
 	}
-	switch pc.Bias {
-	case "":
-	case "pull-up":
-		ls.bias = biasPullUp
-	case "pull-down":
-		ls.bias = biasPullDown
-	case "disabled":
-		ls.bias = biasDisabled
-	default:
-		fail(pp+".bias", "unknown bias %q (want pull-up, pull-down or disabled)", pc.Bias)
+	if pc.Bias != "" {
+		ls.bias, _ = oneOf(fail, pp, "bias", pc.Bias, []named[bias]{
+			{"pull-up", biasPullUp}, {"pull-down", biasPullDown}, {"disabled", biasDisabled}})
 	}
 	if ls.bias != biasAsIs && ls.mode == modeOutput {
 		// A pull resistor does nothing against a driven line.
@@ -227,16 +199,11 @@ func checkPoint(d *config.Decoder, pp string, pc *pointConfig) (ls lineSpec, mp 
 			fail(pp+".initial", "initial applies to an output, not to %s line", article(ls.mode))
 		}
 	}
-	switch pc.Edge {
-	case "":
-	case "rising":
-		ls.count = countRising
-	case "falling":
-		ls.count = countFalling
-	case "both":
-		ls.count = countBoth
-	default:
-		fail(pp+".edge", "unknown edge %q (want rising, falling or both)", pc.Edge)
+	if pc.Edge != "" {
+		if c, ok := oneOf(fail, pp, "edge", pc.Edge, []named[countOn]{
+			{"rising", countRising}, {"falling", countFalling}, {"both", countBoth}}); ok {
+			ls.count = c
+		}
 	}
 	if pc.Edge != "" && ls.mode != modeCounter && ls.mode != 0 {
 		fail(pp+".edge", "edge applies to a counter, not to %s line: inputs report both edges", article(ls.mode))
@@ -265,6 +232,32 @@ func checkPoint(d *config.Decoder, pp string, pc *pointConfig) (ls lineSpec, mp 
 	}
 	ls.writable = mp.Writable
 	return ls, mp, good
+}
+
+// named is one value an enumerated key accepts.
+type named[T any] struct {
+	name  string
+	value T
+}
+
+// oneOf finds s, the value of key k of point pp, among values. It reports
+// a value it does not know, listing those it does, and returns ok false.
+func oneOf[T any](fail func(p, format string, args ...any), pp, k, s string, values []named[T]) (v T, ok bool) {
+	var want strings.Builder
+	for i, n := range values {
+		if n.name == s {
+			return n.value, true
+		}
+		switch {
+		case i == len(values)-1:
+			want.WriteString(" or ")
+		case i > 0:
+			want.WriteString(", ")
+		}
+		want.WriteString(n.name)
+	}
+	fail(pp+"."+k, "unknown %s %q (want %s)", k, s, want.String())
+	return v, false
 }
 
 // checkRate compiles the rate point of a counter: its own mapping keys

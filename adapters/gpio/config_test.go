@@ -5,15 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
 func TestSampleConfigures(t *testing.T) {
-	devs := configure(t, string(Sample))
-	if len(devs) != 1 {
-		t.Fatalf("devices: %d", len(devs))
-	}
-	d := devs[0]
+	d := configtest.Sample(t, Driver{}, Sample, 1, 1)[0].(*Device)
 	var names []string
 	for _, p := range d.Info().Points {
 		names = append(names, p.Name)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
@@ -26,7 +27,6 @@ const (
 	defaultPollInterval = time.Second
 	defaultTimeout      = time.Second
 	defaultMaxGap       = 10
-	defaultBaud         = 9600
 	defaultTCPPort      = "502"
 	maxUnitID           = 247
 	// maxSchedules bounds the distinct point poll_intervals of a device:
@@ -177,34 +177,16 @@ func parseURL(s string) (endpoint, error) {
 	return endpoint{}, fmt.Errorf("url %q: unknown scheme %q (want tcp, rtu or rtu+tcp)", s, sch)
 }
 
-// Parity of a serial line.
-const (
-	parityNone = 'N'
-	parityEven = 'E'
-	parityOdd  = 'O'
-)
-
-// serialMode is the line setting of an RTU serial port.
-type serialMode struct {
-	baud     int
-	parity   byte // 'N', 'E' or 'O'
-	stopBits int
-}
-
-func (m serialMode) String() string {
-	return fmt.Sprintf("%d 8%c%d", m.baud, m.parity, m.stopBits)
-}
-
 // charTime is how long one character takes on the line: a start bit, 8
 // data bits, the parity bit and the stop bits.
-func (m serialMode) charTime() time.Duration {
-	bits := 1 + 8 + m.stopBits
-	if m.parity != parityNone {
+func charTime(m serialline.Mode) time.Duration {
+	bits := 1 + 8 + m.StopBits
+	if m.Parity != serialline.ParityNone {
 		bits++
 	}
-	baud := m.baud
+	baud := m.Baud
 	if baud <= 0 {
-		baud = defaultBaud
+		baud = serialline.DefaultBaud
 	}
 	return time.Duration(bits) * time.Second / time.Duration(baud)
 }
@@ -212,30 +194,11 @@ func (m serialMode) charTime() time.Duration {
 // frameGap is the silence that separates two RTU frames: 3.5 characters,
 // and a fixed 1.75 ms above 19200 baud as the serial line specification
 // sets, because shorter gaps cannot be timed reliably.
-func (m serialMode) frameGap() time.Duration {
-	if m.baud > 19200 {
+func frameGap(m serialline.Mode) time.Duration {
+	if m.Baud > 19200 {
 		return 1750 * time.Microsecond
 	}
-	return m.charTime() * 7 / 2
-}
-
-func parseParity(s string) (byte, bool) {
-	switch strings.ToLower(s) {
-	case "", "n", "none":
-		return parityNone, true
-	case "e", "even":
-		return parityEven, true
-	case "o", "odd":
-		return parityOdd, true
-	}
-	return 0, false
-}
-
-type serialConfig struct {
-	Baud     int    `yaml:"baud"`
-	Parity   string `yaml:"parity"`
-	DataBits int    `yaml:"data_bits"`
-	StopBits int    `yaml:"stop_bits"`
+	return charTime(m) * 7 / 2
 }
 
 type pointConfig struct {
@@ -247,14 +210,14 @@ type pointConfig struct {
 
 type deviceConfig struct {
 	adapters.Common     `yaml:",inline"`
-	URL                 string        `yaml:"url"`
-	UnitID              *int          `yaml:"unit_id"`
-	Timeout             time.Duration `yaml:"timeout"`
-	MaxRegistersPerRead *int          `yaml:"max_registers_per_read"`
-	MaxBitsPerRead      *int          `yaml:"max_bits_per_read"`
-	MaxGap              *int          `yaml:"max_gap"`
-	Serial              *serialConfig `yaml:"serial"`
-	Points              []pointConfig `yaml:"points"`
+	URL                 string             `yaml:"url"`
+	UnitID              *int               `yaml:"unit_id"`
+	Timeout             time.Duration      `yaml:"timeout"`
+	MaxRegistersPerRead *int               `yaml:"max_registers_per_read"`
+	MaxBitsPerRead      *int               `yaml:"max_bits_per_read"`
+	MaxGap              *int               `yaml:"max_gap"`
+	Serial              *serialline.Config `yaml:"serial"`
+	Points              []pointConfig      `yaml:"points"`
 }
 
 // point is a configured point: where it is read and how it decodes.
@@ -275,7 +238,7 @@ func (p *point) end() int { return int(p.addr) + p.n }
 type Device struct {
 	info     adapters.Info
 	ep       endpoint
-	serial   serialMode // rtu:// only
+	serial   serialline.Mode // rtu:// only
 	unit     byte
 	timeout  time.Duration
 	interval time.Duration
@@ -292,25 +255,10 @@ func (d *Device) Info() adapters.Info { return d.info }
 // Configure implements adapters.Driver. It reports every problem of the
 // entry through raw's decoder, at its key path, and does no I/O.
 func (Driver) Configure(raw config.Raw) adapters.Device {
-	d := raw.Decoder()
-	before := len(d.Errors())
 	var c deviceConfig
-	raw.Decode(&c)
-	base := raw.Path()
-	ok := len(d.Errors()) == before // unknown keys and values of the wrong type
-	fail := func(p, format string, args ...any) {
-		d.Errorf(p, format, args...)
-		ok = false
-	}
-	key := func(k string) string {
-		if d.Has(base + "." + k) {
-			return base + "." + k
-		}
-		return base
-	}
-	if err := mappings.ValidName(c.Name); err != nil && c.Name != "" {
-		fail(key("name"), "%v", err) // a missing name is the registry's to report
-	}
+	e := adapters.Decode(raw, &c)
+	e.CheckName(c.Name)
+	base := e.Path()
 
 	dev := &Device{
 		info:     adapters.Info{Name: c.Name, Driver: Driver{}.Name()},
@@ -324,9 +272,9 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 
 	switch ep, err := parseURL(c.URL); {
 	case c.URL == "":
-		fail(key("url"), "url is required: tcp://host:port, rtu:///dev/ttyX or rtu+tcp://host:port")
+		e.Fail(e.Key("url"), "url is required: tcp://host:port, rtu:///dev/ttyX or rtu+tcp://host:port")
 	case err != nil:
-		fail(key("url"), "%v", err)
+		e.Fail(e.Key("url"), "%v", err)
 	default:
 		dev.ep = ep
 	}
@@ -335,23 +283,23 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		u := *c.UnitID
 		switch {
 		case u < 0 || u > maxUnitID:
-			fail(key("unit_id"), "unit_id %d outside 0..%d", u, maxUnitID)
+			e.Fail(e.Key("unit_id"), "unit_id %d outside 0..%d", u, maxUnitID)
 		case u == 0 && dev.ep.scheme != schemeTCP && dev.ep.scheme != 0:
-			fail(key("unit_id"), "unit_id 0 is the RTU broadcast address, which never answers a read: use 1..%d", maxUnitID)
+			e.Fail(e.Key("unit_id"), "unit_id 0 is the RTU broadcast address, which never answers a read: use 1..%d", maxUnitID)
 		default:
 			dev.unit = byte(u)
 		}
 	}
-	if c.Timeout != 0 || d.Has(base+".timeout") {
+	if c.Timeout != 0 || e.Has("timeout") {
 		if c.Timeout <= 0 {
-			fail(key("timeout"), "timeout must be positive")
+			e.Fail(e.Key("timeout"), "timeout must be positive")
 		} else {
 			dev.timeout = c.Timeout
 		}
 	}
-	if c.PollInterval != 0 || d.Has(base+".poll_interval") {
+	if c.PollInterval != 0 || e.Has("poll_interval") {
 		if c.PollInterval < MinPollInterval {
-			fail(key("poll_interval"), "poll_interval must be at least %s", MinPollInterval)
+			e.Fail(e.Key("poll_interval"), "poll_interval must be at least %s", MinPollInterval)
 		} else {
 			dev.interval = c.PollInterval
 		}
@@ -361,7 +309,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 			return
 		}
 		if *v < lo || *v > hi {
-			fail(key(k), "%s %d outside %d..%d", k, *v, lo, hi)
+			e.Fail(e.Key(k), "%s %d outside %d..%d", k, *v, lo, hi)
 			return
 		}
 		*dst = *v
@@ -371,55 +319,47 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 	limit("max_gap", c.MaxGap, 0, MaxRegistersPerRead, &dev.maxGap)
 
 	if dev.ep.scheme == schemeRTU {
-		dev.serial = serialMode{baud: defaultBaud, parity: parityNone, stopBits: 1}
+		dev.serial = serialline.Default()
 	}
 	if c.Serial != nil {
-		sp := key("serial")
+		sp := e.Key("serial")
 		if dev.ep.scheme != schemeRTU && dev.ep.scheme != 0 {
 			if dev.ep.scheme == schemeTCP {
-				fail(sp, "serial applies only to rtu:// urls: a tcp:// device has no serial line")
+				e.Fail(sp, "serial applies only to rtu:// urls: a tcp:// device has no serial line")
 			} else {
-				fail(sp, "serial applies only to rtu:// urls: the line of an rtu+tcp:// device is set in its serial server")
+				e.Fail(sp, "serial applies only to rtu:// urls: the line of an rtu+tcp:// device is set in its serial server")
 			}
 		} else {
-			dev.serial = checkSerial(d, sp, *c.Serial, &ok)
+			dev.serial = checkSerial(e, sp, *c.Serial)
 		}
 	}
 
 	if len(c.Points) == 0 {
-		fail(key("points"), "a modbus device needs at least one point")
+		e.Fail(e.Key("points"), "a modbus device needs at least one point")
 	}
 	names := map[string]bool{}
 	intervals := map[int]bool{}
 	for i := range c.Points {
 		pc := &c.Points[i]
 		pp := fmt.Sprintf("%s.points[%d]", base, i)
-		pkey := func(k string) string {
-			if d.Has(pp + "." + k) {
-				return pp + "." + k
-			}
-			return pp
-		}
 		t, tok := parseTable(pc.Table)
 		opts := t.options()
 		switch {
 		case pc.Table == "":
-			fail(pp, "table is required: holding, input, coil or discrete")
+			e.Fail(pp, "table is required: holding, input, coil or discrete")
 		case !tok:
-			fail(pkey("table"), "unknown table %q (want holding, input, coil or discrete)", pc.Table)
+			e.Fail(e.At(pp, "table"), "unknown table %q (want holding, input, coil or discrete)", pc.Table)
 		}
 		if !tok {
 			// Check the rest as a holding register, the common case, so
 			// that its other problems are reported in the same run.
 			opts = holding.options()
 		}
-		mp, mok := adapters.Compile(d, pp, &pc.Spec, opts)
-		if !mok {
-			ok = false
-		}
+		mp, mok := adapters.Compile(e.Decoder(), pp, &pc.Spec, opts)
+		e.Check(mok)
 		if mp.Name != "" {
 			if names[mp.Name] {
-				fail(pkey("name"), "point name %q is used twice in device %s", mp.Name, c.Name)
+				e.Fail(e.At(pp, "name"), "point name %q is used twice in device %s", mp.Name, c.Name)
 			}
 			names[mp.Name] = true
 		}
@@ -429,23 +369,23 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		}
 		switch a := pc.Address; {
 		case a == nil:
-			fail(pp, "address is required: the 0-based address on the wire (register 40001 is holding address 0)")
+			e.Fail(pp, "address is required: the 0-based address on the wire (register 40001 is holding address 0)")
 		case *a < 0 || *a > 0xffff:
-			fail(pkey("address"), "address %d outside 0..65535", *a)
+			e.Fail(e.At(pp, "address"), "address %d outside 0..65535", *a)
 		case *a+p.n-1 > 0xffff:
-			fail(pkey("address"), "address %d with %d registers runs past 65535", *a, p.n)
+			e.Fail(e.At(pp, "address"), "address %d with %d registers runs past 65535", *a, p.n)
 		default:
 			p.addr = uint16(*a)
 		}
 		if tok && !t.bits() && p.n > dev.maxRegs {
-			fail(pp, "the point spans %d registers, more than max_registers_per_read (%d) lets one read return", p.n, dev.maxRegs)
+			e.Fail(pp, "the point spans %d registers, more than max_registers_per_read (%d) lets one read return", p.n, dev.maxRegs)
 		}
-		if pc.PollInterval != 0 || d.Has(pp+".poll_interval") {
+		if pc.PollInterval != 0 || e.Decoder().Has(pp+".poll_interval") {
 			switch {
 			case pc.PollInterval < dev.interval:
-				fail(pkey("poll_interval"), "poll_interval %s is shorter than the device's %s", pc.PollInterval, dev.interval)
+				e.Fail(e.At(pp, "poll_interval"), "poll_interval %s is shorter than the device's %s", pc.PollInterval, dev.interval)
 			case pc.PollInterval%dev.interval != 0:
-				fail(pkey("poll_interval"), "poll_interval %s is not a multiple of the device's %s: use a multiple so that the point's reads merge with the others", pc.PollInterval, dev.interval)
+				e.Fail(e.At(pp, "poll_interval"), "poll_interval %s is not a multiple of the device's %s: use a multiple so that the point's reads merge with the others", pc.PollInterval, dev.interval)
 			default:
 				p.every = int(pc.PollInterval / dev.interval)
 			}
@@ -455,50 +395,21 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: pp})
 	}
 	if len(intervals) > maxSchedules {
-		fail(base, "the points use %d different poll_intervals; at most %d are supported", len(intervals), maxSchedules)
+		e.Fail(base, "the points use %d different poll_intervals; at most %d are supported", len(intervals), maxSchedules)
 	}
-	if !ok {
+	if !e.OK() {
 		return nil
 	}
 	dev.metrics = newDeviceMetrics(dev.info.Name)
 	return dev
 }
 
-func checkSerial(d *config.Decoder, sp string, sc serialConfig, ok *bool) serialMode {
-	m := serialMode{baud: defaultBaud, parity: parityNone, stopBits: 1}
-	fail := func(k, format string, args ...any) {
-		p := sp + "." + k
-		if !d.Has(p) {
-			p = sp
-		}
-		d.Errorf(p, format, args...)
-		*ok = false
+// checkSerial checks the serial key sp of an rtu:// device: Modbus RTU
+// sends 8-bit bytes.
+func checkSerial(e *adapters.Entry, sp string, sc serialline.Config) serialline.Mode {
+	if sc.DataBits == 7 {
+		e.Fail(e.At(sp, "data_bits"), "Modbus RTU sends 8-bit bytes: data_bits must be 8 (7 is Modbus ASCII, which this driver does not speak)")
+		sc.DataBits = 0
 	}
-	if d.Has(sp+".baud") || sc.Baud != 0 {
-		if sc.Baud < 50 || sc.Baud > 4000000 {
-			fail("baud", "baud %d outside 50..4000000", sc.Baud)
-		} else {
-			m.baud = sc.Baud
-		}
-	}
-	if p, good := parseParity(sc.Parity); good {
-		m.parity = p
-	} else {
-		fail("parity", "unknown parity %q (want N, E or O)", sc.Parity)
-	}
-	switch sc.DataBits {
-	case 0, 8:
-	case 7:
-		fail("data_bits", "Modbus RTU sends 8-bit bytes: data_bits must be 8 (7 is Modbus ASCII, which this driver does not speak)")
-	default:
-		fail("data_bits", "data_bits must be 8, got %d", sc.DataBits)
-	}
-	switch sc.StopBits {
-	case 0, 1:
-	case 2:
-		m.stopBits = 2
-	default:
-		fail("stop_bits", "stop_bits must be 1 or 2, got %d", sc.StopBits)
-	}
-	return m
+	return sc.Check(e, sp, 8)
 }

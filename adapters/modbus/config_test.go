@@ -1,73 +1,26 @@
 package modbus
 
 import (
-	"bytes"
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
-	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/config")
 
-// TestConfigGolden loads each testdata/config/*.yaml and compares every
-// problem reported, with file:line:col and key path, to its .golden file.
-func TestConfigGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/config/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cases: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, _ := config.Parse(file, data, func(string) (string, bool) { return "", false })
-			if f == nil {
-				t.Fatal("parse failed")
-			}
-			adapters.NewRegistry(Driver{}).Configure(f)
-			var got bytes.Buffer
-			for _, e := range f.Decoder().Errors() {
-				got.WriteString(e.Error() + "\n")
-			}
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestConfigGolden -update to create it)", err)
-			}
-			if got.String() != string(want) {
-				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got.String(), want)
-			}
-		})
-	}
-}
+// TestConfigGolden compares the problems reported for each
+// testdata/config/*.yaml to its .golden file.
+func TestConfigGolden(t *testing.T) { configtest.Golden(t, Driver{}, *update) }
 
 // The sample embedded in the package is a valid configuration.
 func TestSampleIsValid(t *testing.T) {
-	devs, errs := configure(t, string(Sample))
-	if len(errs) > 0 {
-		t.Fatalf("sample.yaml:\n%v", errs)
-	}
-	if len(devs) != 3 {
-		t.Fatalf("want 3 devices, got %d", len(devs))
-	}
-	if n := len(Driver{}.Runners(devs)); n != 3 {
-		t.Errorf("want 3 runners (three connections), got %d", n)
-	}
+	devs := configtest.Sample(t, Driver{}, Sample, 3, 3) // three connections
 	// The meter's 21 points are read in 4 requests.
 	m := devs[1].(*Device)
 	pl := newPlanner(m.points, m.maxRegs, m.maxBits, m.maxGap)
@@ -104,7 +57,7 @@ func TestDefaults(t *testing.T) {
   driver: modbus
   url: rtu:///dev/ttyUSB0
   points: [{name: r, table: input, address: 0}]`)[0]
-	if r.serial != (serialMode{baud: 9600, parity: 'N', stopBits: 1}) {
+	if r.serial != (serialline.Mode{Baud: 9600, DataBits: 8, Parity: 'N', StopBits: 1}) {
 		t.Errorf("serial defaults: %+v", r.serial)
 	}
 }

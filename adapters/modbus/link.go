@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 	gridx "github.com/grid-x/modbus"
 )
@@ -31,7 +32,7 @@ type link struct {
 	openFails int
 }
 
-func newLink(ep endpoint, mode serialMode) *link {
+func newLink(ep endpoint, mode serialline.Mode) *link {
 	l := &link{ep: ep}
 	switch ep.scheme {
 	case schemeTCP:

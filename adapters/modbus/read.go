@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
@@ -56,7 +57,7 @@ func ReadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	bit := fs.Int("bit", -1, "bit 0..15 of each register, for --type bool on registers")
 	length := fs.Int("length", 0, "registers per value, for --type string")
 	timeout := fs.Duration("timeout", defaultTimeout, "time to wait for each reply")
-	baud := fs.Int("baud", defaultBaud, "baud rate (rtu:// only)")
+	baud := fs.Int("baud", serialline.DefaultBaud, "baud rate (rtu:// only)")
 	parity := fs.String("parity", "N", "parity N, E or O (rtu:// only)")
 	dataBits := fs.Int("data-bits", 8, "data bits, 8 (rtu:// only)")
 	stopBits := fs.Int("stop-bits", 1, "stop bits, 1 or 2 (rtu:// only)")
@@ -97,7 +98,7 @@ func ReadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *timeout <= 0 {
 		return usage("--timeout must be positive")
 	}
-	var mode serialMode
+	var mode serialline.Mode
 	serialSet := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
@@ -106,7 +107,7 @@ func ReadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 	})
 	if ep.scheme == schemeRTU {
-		p, ok := parseParity(*parity)
+		p, ok := serialline.ParseParity(*parity)
 		switch {
 		case *baud < 50 || *baud > 4000000:
 			return usage("--baud %d outside 50..4000000", *baud)
@@ -117,7 +118,7 @@ func ReadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		case *stopBits != 1 && *stopBits != 2:
 			return usage("--stop-bits must be 1 or 2")
 		}
-		mode = serialMode{baud: *baud, parity: p, stopBits: *stopBits}
+		mode = serialline.Mode{Baud: *baud, DataBits: 8, Parity: p, StopBits: *stopBits}
 	} else if serialSet {
 		return usage("--baud, --parity, --data-bits and --stop-bits apply only to rtu:// urls")
 	}

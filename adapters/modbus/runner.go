@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -72,7 +73,7 @@ func (Driver) Collectors(devices []adapters.Device) []prometheus.Collector {
 // runner owns one connection and polls the devices on it.
 type runner struct {
 	ep   endpoint
-	mode serialMode // of the first device on a serial port
+	mode serialline.Mode // of the first device on a serial port
 	devs []*Device
 
 	words [MaxRegistersPerRead]uint16 // scratch for decoding

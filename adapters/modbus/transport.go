@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"go.bug.st/serial"
 )
 
@@ -305,7 +306,7 @@ func crc16(b []byte) uint16 {
 // serialTransport speaks RTU on a serial port through go.bug.st/serial.
 type serialTransport struct {
 	path    string
-	mode    serialMode
+	mode    serialline.Mode
 	port    serial.Port
 	timeout time.Duration
 	// quietSince is when the line last fell silent: the next request waits
@@ -324,18 +325,7 @@ func (t *serialTransport) connect(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	parity := serial.NoParity
-	switch t.mode.parity {
-	case parityEven:
-		parity = serial.EvenParity
-	case parityOdd:
-		parity = serial.OddParity
-	}
-	stop := serial.OneStopBit
-	if t.mode.stopBits == 2 {
-		stop = serial.TwoStopBits
-	}
-	p, err := serial.Open(t.path, &serial.Mode{BaudRate: t.mode.baud, DataBits: 8, Parity: parity, StopBits: stop})
+	p, err := serial.Open(t.path, t.mode.Port())
 	if err != nil {
 		return fmt.Errorf("%w: open %s: %v", ErrConnection, t.path, err)
 	}
@@ -366,7 +356,7 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 			resp, err = nil, fmt.Errorf("%w: serial port %s: %v", ErrConnection, t.path, r)
 		}
 	}()
-	if wait := time.Until(t.quietSince.Add(t.mode.frameGap())); wait > 0 {
+	if wait := time.Until(t.quietSince.Add(frameGap(t.mode))); wait > 0 {
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -383,7 +373,7 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 	stop := context.AfterFunc(ctx, func() { _ = port.Close() })
 	if _, err = port.Write(adu); err == nil {
 		// The deadline counts the time both frames take on the line.
-		wire := t.mode.charTime() * time.Duration(len(adu)+rtuReplyLen(adu))
+		wire := charTime(t.mode) * time.Duration(len(adu)+rtuReplyLen(adu))
 		r := &serialReader{port: port, deadline: time.Now().Add(t.timeout + wire)}
 		resp, err = readRTU(r, adu, t.buf[:])
 		if errors.Is(err, ErrFrame) {
@@ -409,7 +399,7 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 // a garbled frame is not taken for the start of the next reply, then drops
 // what arrived. It gives up at limit.
 func (t *serialTransport) resync(port serial.Port, limit time.Time) {
-	quiet := max(t.mode.frameGap(), 20*time.Millisecond) // tty latency exceeds the gap
+	quiet := max(frameGap(t.mode), 20*time.Millisecond) // tty latency exceeds the gap
 	var scratch [64]byte
 	for time.Now().Before(limit) {
 		if port.SetReadTimeout(quiet) != nil {

@@ -1,6 +1,7 @@
 package serial
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
@@ -26,7 +28,6 @@ const (
 
 	minMaxLine             = 64
 	maxMaxLine             = 1 << 20
-	defaultBaud            = 9600
 	defaultPollInterval    = time.Second
 	defaultResponseTimeout = time.Second
 )
@@ -39,25 +40,6 @@ const (
 	FormatKV    = "kv"
 )
 
-// lineMode is the setting of a serial line.
-type lineMode struct {
-	baud     int
-	dataBits int
-	parity   byte // 'N', 'E' or 'O'
-	stopBits int
-}
-
-func (m lineMode) String() string {
-	return fmt.Sprintf("%d %d%c%d", m.baud, m.dataBits, m.parity, m.stopBits)
-}
-
-type serialConfig struct {
-	Baud     int    `yaml:"baud"`
-	Parity   string `yaml:"parity"`
-	DataBits int    `yaml:"data_bits"`
-	StopBits int    `yaml:"stop_bits"`
-}
-
 type pointConfig struct {
 	mappings.Spec `yaml:",inline"`
 	Field         string `yaml:"field"` // json: the field, dotted for nested objects
@@ -67,56 +49,40 @@ type pointConfig struct {
 
 type deviceConfig struct {
 	adapters.Common `yaml:",inline"`
-	Port            string        `yaml:"port"`
-	Serial          *serialConfig `yaml:"serial"`
-	Format          string        `yaml:"format"`
-	Pattern         string        `yaml:"pattern"`
-	Request         *string       `yaml:"request"`
-	ResponseTimeout time.Duration `yaml:"response_timeout"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
-	MaxLine         config.Size   `yaml:"max_line"`
-	Points          []pointConfig `yaml:"points"`
+	Port            string             `yaml:"port"`
+	Serial          *serialline.Config `yaml:"serial"`
+	Format          string             `yaml:"format"`
+	Pattern         string             `yaml:"pattern"`
+	Request         *string            `yaml:"request"`
+	ResponseTimeout time.Duration      `yaml:"response_timeout"`
+	IdleTimeout     time.Duration      `yaml:"idle_timeout"`
+	MaxLine         config.Size        `yaml:"max_line"`
+	Points          []pointConfig      `yaml:"points"`
 }
 
 // Configure implements adapters.Driver. It reports every problem of the
 // entry through raw's decoder, at its key path, and does no I/O.
 func (Driver) Configure(raw config.Raw) adapters.Device {
-	d := raw.Decoder()
-	before := len(d.Errors())
 	var c deviceConfig
-	raw.Decode(&c)
-	base := raw.Path()
-	ok := len(d.Errors()) == before // unknown keys and values of the wrong type
-	fail := func(p, format string, args ...any) {
-		d.Errorf(p, format, args...)
-		ok = false
-	}
-	key := func(k string) string {
-		if d.Has(base + "." + k) {
-			return base + "." + k
-		}
-		return base
-	}
-	if err := mappings.ValidName(c.Name); err != nil && c.Name != "" {
-		fail(key("name"), "%v", err) // a missing name is the registry's to report
-	}
+	e := adapters.Decode(raw, &c)
+	e.CheckName(c.Name)
 	dev := &Device{
 		info:    adapters.Info{Name: c.Name, Driver: Driver{}.Name()},
-		mode:    lineMode{baud: defaultBaud, dataBits: 8, parity: 'N', stopBits: 1},
+		mode:    serialline.Default(),
 		format:  strings.ToLower(c.Format),
 		maxLine: DefaultMaxLine,
 	}
 
 	switch {
 	case c.Port == "":
-		fail(key("port"), "port is required: the serial device, such as /dev/ttyUSB0 or /dev/serial/by-id/...")
+		e.Fail(e.Key("port"), "port is required: the serial device, such as /dev/ttyUSB0 or /dev/serial/by-id/...")
 	case !strings.HasPrefix(c.Port, "/"):
-		fail(key("port"), "port %q: want an absolute device path, such as /dev/ttyUSB0", c.Port)
+		e.Fail(e.Key("port"), "port %q: want an absolute device path, such as /dev/ttyUSB0", c.Port)
 	default:
 		dev.port = path.Clean(c.Port)
 	}
 	if c.Serial != nil {
-		dev.mode = checkSerial(d, key("serial"), *c.Serial, &ok)
+		dev.mode = c.Serial.Check(e, e.Key("serial"), 7, 8)
 	}
 
 	// Query/response or streaming.
@@ -124,53 +90,53 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		req, err := unescape(*c.Request)
 		switch {
 		case err != nil:
-			fail(key("request"), "%v", err)
+			e.Fail(e.Key("request"), "%v", err)
 		case len(req) > MaxRequest:
-			fail(key("request"), "request is %d bytes long, more than %d", len(req), MaxRequest)
+			e.Fail(e.Key("request"), "request is %d bytes long, more than %d", len(req), MaxRequest)
 		default:
 			dev.request = req
 		}
 		dev.every = defaultPollInterval
-		if d.Has(base + ".poll_interval") {
+		if e.Has("poll_interval") {
 			if c.PollInterval < MinPollInterval {
-				fail(key("poll_interval"), "poll_interval must be at least %s", MinPollInterval)
+				e.Fail(e.Key("poll_interval"), "poll_interval must be at least %s", MinPollInterval)
 			} else {
 				dev.every = c.PollInterval
 			}
 		}
 		dev.respTO = min(defaultResponseTimeout, dev.every)
-		if d.Has(base + ".response_timeout") {
+		if e.Has("response_timeout") {
 			switch {
 			case c.ResponseTimeout <= 0:
-				fail(key("response_timeout"), "response_timeout must be positive")
+				e.Fail(e.Key("response_timeout"), "response_timeout must be positive")
 			case c.ResponseTimeout > dev.every:
 				// The next request would go out while one is still waiting.
-				fail(key("response_timeout"), "response_timeout %s is longer than poll_interval %s", c.ResponseTimeout, dev.every)
+				e.Fail(e.Key("response_timeout"), "response_timeout %s is longer than poll_interval %s", c.ResponseTimeout, dev.every)
 			default:
 				dev.respTO = c.ResponseTimeout
 			}
 		}
-		if d.Has(base + ".idle_timeout") {
-			fail(key("idle_timeout"), "idle_timeout applies to streaming sensors; with request, response_timeout reports a silent sensor")
+		if e.Has("idle_timeout") {
+			e.Fail(e.Key("idle_timeout"), "idle_timeout applies to streaming sensors; with request, response_timeout reports a silent sensor")
 		}
 	} else {
-		if d.Has(base + ".poll_interval") {
-			fail(key("poll_interval"), "poll_interval applies only with request: a streaming sensor is read as its lines arrive")
+		if e.Has("poll_interval") {
+			e.Fail(e.Key("poll_interval"), "poll_interval applies only with request: a streaming sensor is read as its lines arrive")
 		}
-		if d.Has(base + ".response_timeout") {
-			fail(key("response_timeout"), "response_timeout applies only with request; idle_timeout reports a streaming sensor that falls silent")
+		if e.Has("response_timeout") {
+			e.Fail(e.Key("response_timeout"), "response_timeout applies only with request; idle_timeout reports a streaming sensor that falls silent")
 		}
-		if d.Has(base + ".idle_timeout") {
+		if e.Has("idle_timeout") {
 			if c.IdleTimeout < MinPollInterval {
-				fail(key("idle_timeout"), "idle_timeout must be at least %s", MinPollInterval)
+				e.Fail(e.Key("idle_timeout"), "idle_timeout must be at least %s", MinPollInterval)
 			} else {
 				dev.idleTO = c.IdleTimeout
 			}
 		}
 	}
-	if d.Has(base + ".max_line") {
+	if e.Has("max_line") {
 		if c.MaxLine < minMaxLine || c.MaxLine > maxMaxLine {
-			fail(key("max_line"), "max_line %s outside %s..%s", c.MaxLine, config.Size(minMaxLine), config.Size(maxMaxLine))
+			e.Fail(e.Key("max_line"), "max_line %s outside %s..%s", c.MaxLine, config.Size(minMaxLine), config.Size(maxMaxLine))
 		} else {
 			dev.maxLine = int(c.MaxLine)
 		}
@@ -179,17 +145,17 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 	var re *regexp.Regexp
 	if dev.format == FormatRegex {
 		if c.Pattern == "" {
-			fail(key("pattern"), "format regex needs a pattern with a named group, such as (?P<temperature>-?[0-9.]+), for each point")
+			e.Fail(e.Key("pattern"), "format regex needs a pattern with a named group, such as (?P<temperature>-?[0-9.]+), for each point")
 		} else if r, err := regexp.Compile(c.Pattern); err != nil {
-			fail(key("pattern"), "invalid pattern: %v", err)
+			e.Fail(e.Key("pattern"), "invalid pattern: %v", err)
 		} else {
 			re = r
 		}
-	} else if d.Has(base + ".pattern") {
-		fail(key("pattern"), "pattern applies only to format regex")
+	} else if e.Has("pattern") {
+		e.Fail(e.Key("pattern"), "pattern applies only to format regex")
 	}
 
-	pc := pointsConfig{d: d, base: base, device: c.Name, points: c.Points, ok: &ok}
+	pc := pointsConfig{e: e, device: c.Name, points: c.Points}
 	switch dev.format {
 	case FormatNMEA:
 		dev.parser = pc.nmea(&dev.info)
@@ -200,58 +166,15 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 	case FormatRegex:
 		dev.parser = pc.regex(&dev.info, re)
 	case "":
-		fail(key("format"), "format is required: nmea, json, regex or kv")
+		e.Fail(e.Key("format"), "format is required: nmea, json, regex or kv")
 	default:
-		fail(key("format"), "unknown format %q (want nmea, json, regex or kv)", c.Format)
+		e.Fail(e.Key("format"), "unknown format %q (want nmea, json, regex or kv)", c.Format)
 	}
-	if !ok {
+	if !e.OK() {
 		return nil
 	}
 	dev.metrics = newDeviceMetrics(dev.info.Name)
 	return dev
-}
-
-func checkSerial(d *config.Decoder, sp string, sc serialConfig, ok *bool) lineMode {
-	m := lineMode{baud: defaultBaud, dataBits: 8, parity: 'N', stopBits: 1}
-	fail := func(k, format string, args ...any) {
-		p := sp + "." + k
-		if !d.Has(p) {
-			p = sp
-		}
-		d.Errorf(p, format, args...)
-		*ok = false
-	}
-	if d.Has(sp+".baud") || sc.Baud != 0 {
-		if sc.Baud < 50 || sc.Baud > 4000000 {
-			fail("baud", "baud %d outside 50..4000000", sc.Baud)
-		} else {
-			m.baud = sc.Baud
-		}
-	}
-	switch strings.ToLower(sc.Parity) {
-	case "", "n", "none":
-	case "e", "even":
-		m.parity = 'E'
-	case "o", "odd":
-		m.parity = 'O'
-	default:
-		fail("parity", "unknown parity %q (want N, E or O)", sc.Parity)
-	}
-	switch sc.DataBits {
-	case 0, 8:
-	case 7:
-		m.dataBits = 7
-	default:
-		fail("data_bits", "data_bits must be 7 or 8, got %d", sc.DataBits)
-	}
-	switch sc.StopBits {
-	case 0, 1:
-	case 2:
-		m.stopBits = 2
-	default:
-		fail("stop_bits", "stop_bits must be 1 or 2, got %d", sc.StopBits)
-	}
-	return m
 }
 
 // unescape interprets \r, \n, \t, \\ and \xHH in a request string, so that
@@ -297,28 +220,26 @@ func unescape(s string) ([]byte, error) {
 
 // pointsConfig compiles the points of one device entry for its format.
 type pointsConfig struct {
-	d      *config.Decoder
-	base   string
+	e      *adapters.Entry
 	device string
 	points []pointConfig
-	ok     *bool
 	names  map[string]bool
 }
 
-func (pc *pointsConfig) fail(p, format string, args ...any) {
-	pc.d.Errorf(p, format, args...)
-	*pc.ok = false
-}
+func (pc *pointsConfig) fail(p, format string, args ...any) { pc.e.Fail(p, format, args...) }
 
 // at is the key path of key k of point i, or the point's own path when k
 // is absent.
 func (pc *pointsConfig) at(i int, k string) string {
-	pp := fmt.Sprintf("%s.points[%d]", pc.base, i)
-	if k != "" && pc.d.Has(pp+"."+k) {
-		return pp + "." + k
+	pp := fmt.Sprintf("%s.points[%d]", pc.e.Path(), i)
+	if k == "" {
+		return pp
 	}
-	return pp
+	return pc.e.At(pp, k)
 }
+
+// has reports whether point i has key k.
+func (pc *pointsConfig) has(i int, k string) bool { return pc.e.Decoder().Has(pc.at(i, "") + "." + k) }
 
 // refuse reports the format-specific keys of point i that format does not
 // use: each format reads the line its own way.
@@ -326,7 +247,7 @@ func (pc *pointsConfig) refuse(i int, p *pointConfig, format string) {
 	for _, k := range []struct{ key, val, owner string }{
 		{"field", p.Field, FormatJSON}, {"group", p.Group, FormatRegex}, {"key", p.Key, FormatKV},
 	} {
-		if k.owner != format && (k.val != "" || pc.d.Has(pc.at(i, "")+"."+k.key)) {
+		if k.owner != format && (k.val != "" || pc.has(i, k.key)) {
 			pc.fail(pc.at(i, k.key), "%s applies only to format %s", k.key, k.owner)
 		}
 	}
@@ -336,10 +257,8 @@ func (pc *pointsConfig) refuse(i int, p *pointConfig, format string) {
 // it to info. ok is false when the point is unusable.
 func (pc *pointsConfig) compile(info *adapters.Info, i int, p *pointConfig, def mappings.Type) (mappings.Point, bool) {
 	pp := pc.at(i, "")
-	mp, ok := adapters.Compile(pc.d, pp, &p.Spec, mappings.Options{DefaultType: def, ReadOnly: true})
-	if !ok {
-		*pc.ok = false
-	}
+	mp, ok := adapters.Compile(pc.e.Decoder(), pp, &p.Spec, mappings.Options{DefaultType: def, ReadOnly: true})
+	pc.e.Check(ok)
 	if mp.Name != "" {
 		if pc.names == nil {
 			pc.names = map[string]bool{}
@@ -359,13 +278,9 @@ func (pc *pointsConfig) needPoints(format, what string) bool {
 	if len(pc.points) > 0 {
 		return true
 	}
-	p := pc.base
-	if pc.d.Has(p + ".points") {
-		p += ".points"
-	}
 	// Topics and ACLs are settled at start-up, so the points cannot come
 	// from whatever fields the first lines happen to hold.
-	pc.fail(p, "format %s needs points: list the %s to publish, each as a point", format, what)
+	pc.fail(pc.e.Key("points"), "format %s needs points: list the %s to publish, each as a point", format, what)
 	return false
 }
 
@@ -380,7 +295,7 @@ func (pc *pointsConfig) nmea(info *adapters.Info) func() parser {
 			spec := mappings.Spec{Name: q.name(), Unit: q.unit()}
 			mp, _ := spec.Compile(mappings.Options{DefaultType: q.typ(), ReadOnly: true})
 			idx[q] = len(info.Points)
-			info.Points = append(info.Points, adapters.Point{Point: mp, Where: pc.base})
+			info.Points = append(info.Points, adapters.Point{Point: mp, Where: pc.e.Path()})
 		}
 	}
 	for i := range pc.points {
@@ -394,7 +309,7 @@ func (pc *pointsConfig) nmea(info *adapters.Info) func() parser {
 			pc.fail(pc.at(i, "type"), "the type of an nmea point is fixed: %s is %s", q.name(), q.typ())
 		}
 		p.Type = ""
-		if known && !pc.d.Has(pc.at(i, "")+".unit") {
+		if known && !pc.has(i, "unit") {
 			p.Unit = q.unit()
 		}
 		def := mappings.Float64
@@ -409,27 +324,33 @@ func (pc *pointsConfig) nmea(info *adapters.Info) func() parser {
 	return func() parser { return newNMEAParser(idx) }
 }
 
+// each checks the points of a json, kv or regex device: it refuses the
+// keys that other formats own, compiles each point with default type def
+// and hands it to use with its index n in info.Points; ok is false when
+// the point is unusable.
+func (pc *pointsConfig) each(info *adapters.Info, format string, def mappings.Type, use func(i int, p *pointConfig, n int, mp mappings.Point, ok bool)) {
+	for i := range pc.points {
+		p := &pc.points[i]
+		pc.refuse(i, p, format)
+		n := len(info.Points)
+		mp, ok := pc.compile(info, i, p, def)
+		use(i, p, n, mp, ok)
+	}
+}
+
 func (pc *pointsConfig) json(info *adapters.Info) func() parser {
 	if !pc.needPoints(FormatJSON, "fields") {
 		return nil
 	}
 	var pts []jsonPoint
-	for i := range pc.points {
-		p := &pc.points[i]
-		pc.refuse(i, p, FormatJSON)
-		field := p.Field
-		if field == "" {
-			field = p.Name
-		}
-		if pc.d.Has(pc.at(i, "")+".field") && (p.Field == "" || strings.HasPrefix(field, ".") || strings.HasSuffix(field, ".") || strings.Contains(field, "..")) {
+	pc.each(info, FormatJSON, mappings.Float64, func(i int, p *pointConfig, n int, mp mappings.Point, ok bool) {
+		field := cmp.Or(p.Field, p.Name)
+		if pc.has(i, "field") && (p.Field == "" || strings.HasPrefix(field, ".") || strings.HasSuffix(field, ".") || strings.Contains(field, "..")) {
 			pc.fail(pc.at(i, "field"), "field %q: want a field name, or names joined by dots for nested objects (outer.inner)", p.Field)
-		}
-		n := len(info.Points)
-		mp, ok := pc.compile(info, i, p, mappings.Float64)
-		if ok {
+		} else if ok {
 			pts = append(pts, jsonPoint{index: n, field: field, path: strings.Split(field, "."), typ: mp.Type})
 		}
-	}
+	})
 	return func() parser { return &jsonParser{points: pts} }
 }
 
@@ -438,22 +359,13 @@ func (pc *pointsConfig) kv(info *adapters.Info) func() parser {
 		return nil
 	}
 	var pts []textPoint
-	for i := range pc.points {
-		p := &pc.points[i]
-		pc.refuse(i, p, FormatKV)
-		k := p.Key
-		if k == "" {
-			k = p.Name
-		}
-		if pc.d.Has(pc.at(i, "")+".key") && (p.Key == "" || strings.ContainsAny(p.Key, " \t,;=:\"")) {
+	pc.each(info, FormatKV, mappings.Float64, func(i int, p *pointConfig, n int, mp mappings.Point, ok bool) {
+		if pc.has(i, "key") && (p.Key == "" || strings.ContainsAny(p.Key, " \t,;=:\"")) {
 			pc.fail(pc.at(i, "key"), "key %q: want a key without spaces, commas, semicolons, '=', ':' or quotes", p.Key)
+		} else if ok {
+			pts = append(pts, textPoint{index: n, name: cmp.Or(p.Key, p.Name), typ: mp.Type})
 		}
-		n := len(info.Points)
-		mp, ok := pc.compile(info, i, p, mappings.Float64)
-		if ok {
-			pts = append(pts, textPoint{index: n, name: k, typ: mp.Type})
-		}
-	}
+	})
 	return func() parser { return newKVParser(pts) }
 }
 
@@ -462,31 +374,24 @@ func (pc *pointsConfig) regex(info *adapters.Info, re *regexp.Regexp) func() par
 		return nil
 	}
 	var pts []textPoint
-	for i := range pc.points {
-		p := &pc.points[i]
-		pc.refuse(i, p, FormatRegex)
-		g := p.Group
-		if g == "" {
-			g = p.Name
-		}
-		n := len(info.Points)
-		// A capture is text: only the point can say what it holds.
-		mp, ok := pc.compile(info, i, p, 0)
+	// A capture is text: only the point can say what it holds.
+	pc.each(info, FormatRegex, 0, func(i int, p *pointConfig, n int, mp mappings.Point, ok bool) {
+		g := cmp.Or(p.Group, p.Name)
 		if re == nil || g == "" {
-			continue
+			return
 		}
 		gi := re.SubexpIndex(g)
 		if gi < 0 {
 			k := "group"
-			if !pc.d.Has(pc.at(i, "") + ".group") {
+			if !pc.has(i, "group") {
 				k = "name"
 			}
 			pc.fail(pc.at(i, k), "the pattern has no group named %q: write (?P<%s>...)", g, g)
-			continue
+			return
 		}
 		if ok {
 			pts = append(pts, textPoint{index: n, name: g, group: gi, typ: mp.Type})
 		}
-	}
+	})
 	return func() parser { return &regexParser{re: re, points: pts} }
 }

@@ -1,70 +1,22 @@
 package serial
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fieldbridge/gateway/adapters"
-	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
-// TestConfigGolden loads each testdata/config/*.yaml and compares every
-// problem reported, with file:line:col and key path, to its .golden file.
-func TestConfigGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/config/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cases: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, _ := config.Parse(file, data, func(string) (string, bool) { return "", false })
-			if f == nil {
-				t.Fatal("parse failed")
-			}
-			adapters.NewRegistry(Driver{}).Configure(f)
-			var got bytes.Buffer
-			for _, e := range f.Decoder().Errors() {
-				got.WriteString(e.Error() + "\n")
-			}
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestConfigGolden -update to create it)", err)
-			}
-			if got.String() != string(want) {
-				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got.String(), want)
-			}
-		})
-	}
-}
+// TestConfigGolden compares the problems reported for each
+// testdata/config/*.yaml to its .golden file.
+func TestConfigGolden(t *testing.T) { configtest.Golden(t, Driver{}, *update) }
 
 // The sample embedded in the package is a valid configuration.
 func TestSampleIsValid(t *testing.T) {
-	devs, errs := configure(t, string(Sample), "")
-	if len(errs) > 0 {
-		t.Fatalf("sample.yaml:\n%v", errs)
-	}
-	if len(devs) != 5 {
-		t.Fatalf("want 5 devices, got %d", len(devs))
-	}
-	if n := len(Driver{}.Runners(devs)); n != 5 {
-		t.Errorf("want 5 runners, got %d", n)
-	}
+	devs := configtest.Sample(t, Driver{}, Sample, 5, 5)
 	gps := devs[0].(*Device)
 	var names []string
 	for _, p := range gps.info.Points {
@@ -79,7 +31,7 @@ func TestSampleIsValid(t *testing.T) {
 		t.Errorf("analyser: request %q every %s timeout %s", a.request, a.every, a.respTO)
 	}
 	w := devs[3].(*Device)
-	if w.mode != (lineMode{baud: 4800, dataBits: 7, parity: 'E', stopBits: 1}) {
+	if w.mode != (serialline.Mode{Baud: 4800, DataBits: 7, Parity: 'E', StopBits: 1}) {
 		t.Errorf("weather line: %s", w.mode)
 	}
 }

@@ -1,6 +1,9 @@
 package serial
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/fieldbridge/gateway/adapters/internal/devmetrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Reasons a line is dropped: the values of the reason label.
 const (
@@ -10,58 +13,30 @@ const (
 	reasonUnparsable  = "unparsable"   // text the format cannot read
 )
 
-// deviceMetrics are the counters of one device. Every series carries the
-// device name as a constant label, so the collectors of several devices
-// register side by side in one registry. Nothing is registered globally.
+// deviceMetrics are the counters of one device.
 type deviceMetrics struct {
+	set        *devmetrics.Set // collects the others
 	lines      prometheus.Counter
-	dropped    *prometheus.CounterVec
 	portErrors prometheus.Counter
 	timeouts   prometheus.Counter
-	// One counter per reason, created up front so that every reason is
-	// exported, at 0, from the start.
+	// Lines dropped, one counter per reason.
 	badChecksum, overlong, garbage, unparsable prometheus.Counter
 }
 
 func newDeviceMetrics(device string) *deviceMetrics {
-	labels := prometheus.Labels{"device": device}
+	s := devmetrics.New(device)
 	m := &deviceMetrics{
-		lines: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fieldbridge_serial_lines_total", ConstLabels: labels,
-			Help: "Non-empty lines read from the serial port, dropped ones included.",
-		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fieldbridge_serial_dropped_lines_total", ConstLabels: labels,
-			Help: "Lines dropped unpublished, by reason: bad_checksum, overlong, garbage or unparsable.",
-		}, []string{"reason"}),
-		portErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fieldbridge_serial_port_errors_total", ConstLabels: labels,
-			Help: "Failures to open the serial port or to read or write it once open.",
-		}),
-		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fieldbridge_serial_response_timeouts_total", ConstLabels: labels,
-			Help: "Requests that got no valid line back within response_timeout.",
-		}),
+		set: s,
+		lines: s.Counter("fieldbridge_serial_lines_total",
+			"Non-empty lines read from the serial port, dropped ones included."),
 	}
-	m.badChecksum = m.dropped.WithLabelValues(reasonBadChecksum)
-	m.overlong = m.dropped.WithLabelValues(reasonOverlong)
-	m.garbage = m.dropped.WithLabelValues(reasonGarbage)
-	m.unparsable = m.dropped.WithLabelValues(reasonUnparsable)
+	dropped := s.Counters("fieldbridge_serial_dropped_lines_total",
+		"Lines dropped unpublished, by reason: bad_checksum, overlong, garbage or unparsable.",
+		"reason", reasonBadChecksum, reasonOverlong, reasonGarbage, reasonUnparsable)
+	m.badChecksum, m.overlong, m.garbage, m.unparsable = dropped[0], dropped[1], dropped[2], dropped[3]
+	m.portErrors = s.Counter("fieldbridge_serial_port_errors_total",
+		"Failures to open the serial port or to read or write it once open.")
+	m.timeouts = s.Counter("fieldbridge_serial_response_timeouts_total",
+		"Requests that got no valid line back within response_timeout.")
 	return m
-}
-
-// Describe implements prometheus.Collector.
-func (m *deviceMetrics) Describe(ch chan<- *prometheus.Desc) {
-	m.lines.Describe(ch)
-	m.dropped.Describe(ch)
-	m.portErrors.Describe(ch)
-	m.timeouts.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (m *deviceMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.lines.Collect(ch)
-	m.dropped.Collect(ch)
-	m.portErrors.Collect(ch)
-	m.timeouts.Collect(ch)
 }

@@ -136,17 +136,7 @@ type session struct {
 // the failure, wrapping ErrPort.
 func (s *session) run(ctx context.Context) (err error) {
 	d := s.dev
-	mode := &goserial.Mode{BaudRate: d.mode.baud, DataBits: d.mode.dataBits, Parity: goserial.NoParity, StopBits: goserial.OneStopBit}
-	switch d.mode.parity {
-	case 'E':
-		mode.Parity = goserial.EvenParity
-	case 'O':
-		mode.Parity = goserial.OddParity
-	}
-	if d.mode.stopBits == 2 {
-		mode.StopBits = goserial.TwoStopBits
-	}
-	p, err := goserial.Open(d.port, mode)
+	p, err := goserial.Open(d.port, d.mode.Port())
 	if err != nil {
 		return fmt.Errorf("%w: open %s: %v", ErrPort, d.port, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -87,7 +88,7 @@ func (Driver) Runners(devices []adapters.Device) []adapters.Runner {
 type Device struct {
 	info    adapters.Info
 	port    string
-	mode    lineMode
+	mode    serialline.Mode
 	format  string
 	request []byte        // nil: a streaming sensor
 	every   time.Duration // between requests
@@ -105,4 +106,4 @@ func (d *Device) Info() adapters.Info { return d.info }
 // by reason, port errors, request timeouts), unregistered: the gateway
 // registers it in its own registry. Each device has its own; they register
 // side by side.
-func (d *Device) Collector() prometheus.Collector { return d.metrics }
+func (d *Device) Collector() prometheus.Collector { return d.metrics.set }

@@ -85,27 +85,14 @@ func (Driver) Name() string { return "simulation" }
 // Configure implements adapters.Driver.
 func (Driver) Configure(raw config.Raw) adapters.Device {
 	var c deviceConfig
-	raw.Decode(&c)
-	d := raw.Decoder()
-	path := raw.Path()
-	ok := true
-	fail := func(p, format string, args ...any) {
-		d.Errorf(p, format, args...)
-		ok = false
-	}
-	if err := mappings.ValidName(c.Name); err != nil {
-		fail(path+".name", "%v", err)
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = time.Second
-	}
-	if c.PollInterval < MinPollInterval {
-		fail(path+".poll_interval", "poll_interval must be at least %s", MinPollInterval)
-	}
+	e := adapters.Decode(raw, &c)
+	e.CheckName(c.Name)
+	interval := e.PollInterval(c.PollInterval, time.Second, MinPollInterval)
+	path := e.Path()
 	if len(c.Points) == 0 {
-		fail(path, "a simulation device needs at least one point")
+		e.Fail(path, "a simulation device needs at least one point")
 	}
-	dev := &Device{interval: c.PollInterval, seed: c.Seed,
+	dev := &Device{interval: interval, seed: c.Seed,
 		info: adapters.Info{Name: c.Name, Driver: "simulation"}}
 	names := map[string]bool{}
 	for i, pc := range c.Points {
@@ -114,13 +101,12 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		if pc.Waveform == Counter {
 			def = mappings.Uint64
 		}
-		mp, ok2 := adapters.Compile(d, pp, &pc.Spec, mappings.Options{DefaultType: def})
-		if !ok2 {
-			ok = false
+		mp, ok := adapters.Compile(e.Decoder(), pp, &pc.Spec, mappings.Options{DefaultType: def})
+		if !e.Check(ok) {
 			continue
 		}
 		if names[mp.Name] {
-			fail(pp+".name", "point name %q is used twice in device %s", mp.Name, c.Name)
+			e.Fail(pp+".name", "point name %q is used twice in device %s", mp.Name, c.Name)
 		}
 		names[mp.Name] = true
 		p := point{wave: pc.Waveform, period: pc.Period, min: 0, max: 100, step: pc.Step, typ: mp.Type}
@@ -133,11 +119,11 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		switch pc.Waveform {
 		case Sine, Ramp, Square, RandomWalk:
 			if p.typ == mappings.String || p.typ == mappings.Bool {
-				fail(pp+".type", "waveform %s produces numbers, not %s", pc.Waveform, p.typ)
+				e.Fail(pp+".type", "waveform %s produces numbers, not %s", pc.Waveform, p.typ)
 			}
 		case Counter:
 			if !p.typ.IsInteger() {
-				fail(pp+".type", "a counter produces whole numbers: use an integer type, not %s", p.typ)
+				e.Fail(pp+".type", "a counter produces whole numbers: use an integer type, not %s", p.typ)
 			}
 			if p.step == 0 {
 				p.step = 1
@@ -147,24 +133,24 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 			}
 		case Setpoint:
 			if p.typ == mappings.String {
-				fail(pp+".type", "a setpoint holds a number or a bool, not a string")
+				e.Fail(pp+".type", "a setpoint holds a number or a bool, not a string")
 			}
 		case "":
-			fail(pp+".waveform", "waveform is required (sine, ramp, square, random_walk, counter or setpoint)")
+			e.Fail(pp+".waveform", "waveform is required (sine, ramp, square, random_walk, counter or setpoint)")
 		default:
-			fail(pp+".waveform", "unknown waveform %q (want sine, ramp, square, random_walk, counter or setpoint)", pc.Waveform)
+			e.Fail(pp+".waveform", "unknown waveform %q (want sine, ramp, square, random_walk, counter or setpoint)", pc.Waveform)
 		}
 		if mp.Writable && pc.Waveform != Setpoint {
-			fail(pp+".writable", "only setpoint points are writable")
+			e.Fail(pp+".writable", "only setpoint points are writable")
 		}
 		if p.period == 0 {
 			p.period = time.Minute
 		}
 		if p.period < 0 {
-			fail(pp+".period", "period must be positive")
+			e.Fail(pp+".period", "period must be positive")
 		}
 		if pc.Waveform != Counter && pc.Waveform != Setpoint && p.max <= p.min {
-			fail(pp+".max", "max (%g) must be above min (%g)", p.max, p.min)
+			e.Fail(pp+".max", "max (%g) must be above min (%g)", p.max, p.min)
 		}
 		if pc.Waveform == RandomWalk && p.step == 0 {
 			p.step = (p.max - p.min) / 100
@@ -172,7 +158,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		dev.points = append(dev.points, p)
 		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: pp})
 	}
-	if !ok {
+	if !e.OK() {
 		return nil
 	}
 	return dev

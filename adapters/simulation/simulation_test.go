@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
@@ -24,12 +25,9 @@ func configure(t *testing.T, devices string) (*adapters.Configured, config.Error
 }
 
 func TestSampleConfigures(t *testing.T) {
-	c, errs := configure(t, string(Sample))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	if len(c.Devices) != 1 || len(c.Devices[0].Info().Points) != 5 {
-		t.Fatalf("devices: %+v", c.Devices)
+	devs := configtest.Sample(t, Driver{}, Sample, 1, 1)
+	if n := len(devs[0].Info().Points); n != 5 {
+		t.Fatalf("%d points, want 5", n)
 	}
 }
 

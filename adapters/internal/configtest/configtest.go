@@ -1,0 +1,90 @@
+// Package configtest is what the drivers' tests share to configure device
+// entries and to compare the problems reported with golden files.
+package configtest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/config"
+)
+
+// configure parses src as the configuration file name, resolving ${NAME}
+// with lookup (nil: the environment), and configures its devices with
+// driver d. It fails the test when the file cannot be parsed or its
+// top-level sections are invalid, and returns the devices and every
+// problem the driver reported.
+func configure(t testing.TB, d adapters.Driver, name string, src []byte, lookup func(string) (string, bool)) ([]adapters.Device, config.Errors) {
+	t.Helper()
+	f, err := config.Parse(name, src, lookup)
+	if f == nil || err != nil {
+		t.Fatalf("%s: the test's file is invalid: %v", name, err)
+	}
+	c := adapters.NewRegistry(d).Configure(f)
+	return c.Devices, f.Decoder().Errors()
+}
+
+// Sample configures sample, a driver's embedded sample.yaml (a list of
+// device entries), below a minimal gateway section. It fails the test
+// unless every entry is valid and the sample holds the given number of
+// devices, polled by the given number of runners.
+func Sample(t *testing.T, d adapters.Driver, sample []byte, devices, runners int) []adapters.Device {
+	t.Helper()
+	src := "gateway: {id: gw, data_dir: /tmp/fieldbridge-test}\ndevices:\n" + string(sample)
+	devs, errs := configure(t, d, "sample.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if len(errs) > 0 {
+		t.Fatalf("sample.yaml:\n%v", errs)
+	}
+	if len(devs) != devices {
+		t.Fatalf("want %d devices, got %d", devices, len(devs))
+	}
+	if n := len(d.Runners(devs)); n != runners {
+		t.Errorf("want %d runners, got %d", runners, n)
+	}
+	return devs
+}
+
+// Golden configures each testdata/config/*.yaml with driver d and compares
+// every problem reported, with file:line:col and key path, to its .golden
+// file. With update it writes the golden files instead.
+func Golden(t *testing.T, d adapters.Driver, update bool) {
+	files, err := filepath.Glob("testdata/config/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, _ := config.Parse(file, data, func(string) (string, bool) { return "", false })
+			if f == nil {
+				t.Fatal("parse failed")
+			}
+			adapters.NewRegistry(d).Configure(f)
+			var got bytes.Buffer
+			for _, e := range f.Decoder().Errors() {
+				got.WriteString(e.Error() + "\n")
+			}
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if update {
+				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestConfigGolden -update to create it)", err)
+			}
+			if got.String() != string(want) {
+				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got.String(), want)
+			}
+		})
+	}
+}
