@@ -41,17 +41,27 @@ for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
 		log=$(mktemp)
-		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=2s "$pkg" >"$log" 2>&1; then
-			cat "$log"
-			# A crasher is saved under testdata/fuzz and fails the run; a worker
-			# that the fuzzing engine lost on a loaded machine is retried once.
-			if grep -q "testdata/fuzz/$target" "$log" || ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=2s "$pkg" >"$log" 2>&1; then
-				cat "$log"; rm -f "$log"
-				echo "FAIL: fuzz $pkg $target"; exit 1
+		verdict=ok
+		for _ in 1 2; do
+			if go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=2s "$pkg" >"$log" 2>&1; then
+				verdict=ok; break
 			fi
-		fi
+			cat "$log"
+			# A crasher is written under testdata/fuzz and fails the run. A
+			# bare "context deadline exceeded" as -fuzztime ends is Go 1.26's
+			# fuzz coordinator racing its own deadline (golang/go#75804, fixed
+			# in Go 1.27), not a finding: tried again, and accepted when it is
+			# all that happens twice. Anything else fails.
+			if grep -q "testdata/fuzz/$target\|Failing input\|panic:" "$log" || ! grep -q "context deadline exceeded" "$log"; then
+				verdict=fail; break
+			fi
+			verdict="ok (the fuzzer's own deadline race, golang/go#75804)"
+		done
 		rm -f "$log"
-		echo "   $pkg $target ok"
+		if [[ $verdict == fail ]]; then
+			echo "FAIL: fuzz $pkg $target"; exit 1
+		fi
+		echo "   $pkg $target $verdict"
 	done
 done
 
