@@ -170,7 +170,6 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		local:      opts.Local,
 		log:        opts.Log.With("bridge", cfg.Name),
 		now:        opts.Now,
-		limit:      newLimiter(cfg.MaxRate, float64(cfg.MaxByteRate)),
 		maxPayload: int(cfg.MaxPayload),
 		dial:       (&net.Dialer{}).DialContext,
 		live:       make(chan liveMsg, liveQueue),
@@ -186,6 +185,8 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		return nil, fmt.Errorf("bridge %s: unknown profile %q", cfg.Name, cfg.Profile)
 	}
 	b.subscribeChunk = prof.FiltersPerSubscribe
+	// As config.Load fills them: unset limits are the profile's.
+	b.limit = newLimiter(cmp.Or(cfg.MaxRate, prof.Rate), float64(cmp.Or(cfg.MaxByteRate, prof.ByteRate)))
 	if b.inflight <= 0 {
 		b.inflight = prof.Inflight
 	}
