@@ -56,6 +56,9 @@ type limiter struct {
 	mu    sync.Mutex
 	msgs  [2]window // one second, and a tenth of it
 	bytes [2]window // the second one stays unlimited
+	// heldMsgs and heldBytes count the sends that waited for max_rate and
+	// for max_byte_rate.
+	heldMsgs, heldBytes uint64
 }
 
 // window is a sliding-window budget: at most limit units in any span.
@@ -138,20 +141,31 @@ func (l *limiter) wait(ctx context.Context, size int) error {
 	if l == nil {
 		return ctx.Err()
 	}
+	waited := false
 	for {
 		l.mu.Lock()
 		now := time.Now()
 		var at time.Time
+		var msgs, bytes bool
 		for i := range 2 {
 			l.msgs[i].expire(now)
 			l.bytes[i].expire(now)
-			if t := l.msgs[i].room(1); t.After(at) {
-				at = t
+			if t := l.msgs[i].room(1); !t.IsZero() {
+				msgs = true
+				at = later(at, t)
 			}
-			if t := l.bytes[i].room(float64(size)); t.After(at) {
-				at = t
+			if t := l.bytes[i].room(float64(size)); !t.IsZero() {
+				bytes = true
+				at = later(at, t)
 			}
 		}
+		if msgs && !waited {
+			l.heldMsgs++
+		}
+		if bytes && !waited {
+			l.heldBytes++
+		}
+		waited = waited || msgs || bytes
 		if at.IsZero() {
 			for i := range 2 {
 				l.msgs[i].spend(now, 1)
@@ -169,4 +183,21 @@ func (l *limiter) wait(ctx context.Context, size int) error {
 		case <-t.C:
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// held returns how many sends waited for max_rate and for max_byte_rate.
+func (l *limiter) held() (msgs, bytes uint64) {
+	if l == nil {
+		return 0, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.heldMsgs, l.heldBytes
 }
