@@ -1,13 +1,16 @@
 package bridge
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"sync"
@@ -23,7 +26,7 @@ type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // connectError is a failure to open the connection, before MQTT: the
 // phase says how far it got.
 type connectError struct {
-	phase string // "tcp", "tls" or "websocket"
+	phase string // "tcp", "proxy", "tls" or "websocket"
 	addr  string
 	err   error
 }
@@ -32,6 +35,8 @@ func (e *connectError) Error() string {
 	switch e.phase {
 	case "tcp":
 		return fmt.Sprintf("cannot reach %s: %v", e.addr, e.err)
+	case "proxy":
+		return fmt.Sprintf("proxy %s: %v", e.addr, e.err)
 	case "tls":
 		return fmt.Sprintf("TLS handshake with %s failed: %v", e.addr, e.err)
 	}
@@ -98,6 +103,22 @@ type endpoint struct {
 	addr       string // host:port
 	url        string // for websocket dialing: the configured URL without credentials
 	serverName string
+	proxy      *url.URL // an HTTP proxy to tunnel through with CONNECT, or nil
+}
+
+// parseProxy reads a bridge's proxy setting: http://[user:password@]host:port.
+func parseProxy(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("proxy %q: want http://[user:password@]host:port", u.Redacted())
+	}
+	return u, nil
 }
 
 func parseEndpoint(raw, serverName string) (endpoint, error) {
@@ -164,6 +185,9 @@ func (ep endpoint) open(ctx context.Context, dial dialFunc, tlsCfg *tls.Config, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tcp := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if ep.proxy != nil {
+			return ep.tunnel(ctx, dial)
+		}
 		c, err := dial(ctx, "tcp", ep.addr)
 		if err != nil {
 			return nil, &connectError{"tcp", ep.addr, err}
@@ -211,6 +235,56 @@ func (ep endpoint) open(ctx context.Context, dial dialFunc, tlsCfg *tls.Config, 
 		return nil, &connectError{"websocket", ep.addr, err}
 	}
 	return &wsConn{ws: ws}, nil
+}
+
+// tunnel opens a TCP connection to ep.addr through the HTTP proxy with
+// CONNECT. TLS, when the scheme has it, runs end to end through the
+// tunnel: the proxy sees only the host and port.
+func (ep endpoint) tunnel(ctx context.Context, dial dialFunc) (net.Conn, error) {
+	px := ep.proxy.Host
+	c, err := dial(ctx, "tcp", px)
+	if err != nil {
+		return nil, &connectError{"tcp", "proxy " + px, err}
+	}
+	fail := func(err error) (net.Conn, error) {
+		c.Close()
+		return nil, &connectError{"proxy", px, err}
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req := &http.Request{
+		Method: http.MethodConnect,
+		URL:    &url.URL{Opaque: ep.addr},
+		Host:   ep.addr,
+		Header: http.Header{},
+	}
+	if u := ep.proxy.User; u != nil {
+		pw, _ := u.Password()
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)))
+	}
+	if err := req.Write(c); err != nil {
+		return fail(fmt.Errorf("sending CONNECT %s: %w", ep.addr, err))
+	}
+	// The broker says nothing before the client does, so nothing can
+	// follow the proxy's answer yet; a proxy that sends more is refused
+	// below rather than have its bytes lost with the reader.
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return fail(fmt.Errorf("reading the answer to CONNECT %s: %w", ep.addr, err))
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fail(fmt.Errorf("CONNECT %s refused: %s", ep.addr, resp.Status))
+	}
+	if br.Buffered() > 0 {
+		return fail(fmt.Errorf("CONNECT %s: the proxy sent data before the client spoke", ep.addr))
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
 }
 
 // wsConn carries the MQTT byte stream in binary websocket messages.

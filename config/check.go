@@ -174,6 +174,11 @@ func (f *File) checkBridges() {
 		}
 		names[b.Name] = true
 		f.checkBridgeURL(p, b)
+		if b.Proxy != "" {
+			if u, err := url.Parse(b.Proxy); err != nil || u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+				d.Errorf(p+".proxy", "want an HTTP proxy as http://[user:password@]host:port")
+			}
+		}
 		if b.Password != "" && b.PasswordFile != "" {
 			d.Errorf(p+".password_file", "give password or password_file, not both")
 		}

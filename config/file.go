@@ -98,6 +98,7 @@ type Bridge struct {
 	Password          string        `yaml:"password"`
 	PasswordFile      string        `yaml:"password_file"`
 	InsecurePlaintext bool          `yaml:"insecure_plaintext"`
+	Proxy             string        `yaml:"proxy"`
 	TLS               TLS           `yaml:"tls"`
 	Keepalive         time.Duration `yaml:"keepalive"`
 	Reconnect         Reconnect     `yaml:"reconnect"`

@@ -117,3 +117,23 @@ func TestProfileTopics(t *testing.T) {
 		t.Error("generic limits topic depth")
 	}
 }
+
+// TestProxyKey: proxy takes an HTTP proxy URL, and a bad one is refused
+// without echoing it (it may hold a password).
+func TestProxyKey(t *testing.T) {
+	y := minimal + `bridges:
+  - name: ok
+    url: mqtts://cloud.example.com:8883
+    proxy: http://gw:secret@proxy.plant.local:3128
+    routes: [{direction: out, filter: "gw1/#"}]
+  - name: bad
+    url: mqtts://cloud.example.com:8883
+    proxy: https://gw:secret@proxy.plant.local
+    routes: [{direction: out, filter: "gw1/#"}]
+`
+	_, errs := parse(t, y, nil)
+	wantErrors(t, errs, "bridges[1].proxy: want an HTTP proxy as http://[user:password@]host:port")
+	if len(errs) != 1 || strings.Contains(errs.Error(), "secret") {
+		t.Errorf("errors:\n%s", errs)
+	}
+}

@@ -14,6 +14,7 @@ command -v nft >/dev/null || need+=(nftables)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v mbpoll >/dev/null || need+=(mbpoll)
+command -v tinyproxy >/dev/null || need+=(tinyproxy)
 /usr/bin/python3 -c 'import pymodbus, serial_asyncio' 2>/dev/null || need+=(python3-pymodbus python3-serial-asyncio)
 if ((${#need[@]})); then
 	sudo=""
