@@ -39,6 +39,12 @@ type batchRoute struct {
 // backlog in memory: past it, the oldest open batch is sent early.
 const maxOpenBytes = 8 << 20
 
+// maxOpenSpan bounds how many records an open batch may hold the buffer's
+// cursor back by: a rare topic's batch waiting for max_delay while others
+// flow would otherwise keep everything after it from being acknowledged
+// (and resent after a crash). Past it, that batch is sent early.
+const maxOpenSpan = 100_000
+
 // openBatch is a batch being filled.
 type openBatch struct {
 	topic    string
@@ -116,6 +122,10 @@ func (bt *batcher) add(route *batchRoute, topic string, qos byte, elem []byte, s
 	bt.bytes += len(elem)
 	if len(o.seqs) >= route.maxMessages || o.size() >= route.maxBytes {
 		ready = append(ready, bt.remove(o))
+	}
+	// Batches are opened in buffer order: the first holds the oldest record.
+	for len(bt.open) > 0 && seq-bt.open[0].seqs[0] >= maxOpenSpan {
+		ready = append(ready, bt.remove(bt.open[0]))
 	}
 	return ready
 }

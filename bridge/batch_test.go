@@ -137,6 +137,21 @@ func TestBatchLimits(t *testing.T) {
 	if len(early) == 0 || early[0].topic != "topic0" || bt.bytes > maxOpenBytes {
 		t.Errorf("open batches hold %d bytes; %d left early", bt.bytes, len(early))
 	}
+
+	// A rare topic's batch does not hold the cursor back for long.
+	var rare batcher
+	unbounded := &batchRoute{maxMessages: 1 << 30, maxBytes: 1 << 30, maxDelay: time.Hour}
+	small := []byte(`{"topic":"x","ts":"2026-11-25T19:00:00.000Z","payload":1}`)
+	if len(rare.add(unbounded, "rare", 1, small, 1, now)) != 0 {
+		t.Fatal("a batch left at once")
+	}
+	var left []*openBatch
+	for seq := uint64(2); seq <= maxOpenSpan+1; seq++ {
+		left = append(left, rare.add(unbounded, "busy", 1, small, seq, now)...)
+	}
+	if len(left) != 1 || left[0].topic != "rare" || left[0].seqs[0] != 1 {
+		t.Errorf("after %d records of another topic, %d batches left", maxOpenSpan, len(left))
+	}
 }
 
 // TestTracker: the cursor passes a record only when it and every record
