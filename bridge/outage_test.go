@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -51,7 +52,11 @@ func TestOutage(t *testing.T) {
 }
 
 // TestWebsocket: the same path over wss:// with a client certificate.
-func TestWebsocket(t *testing.T) {
+func TestWebsocket(t *testing.T) { testWebsocket(t, false) }
+
+// testWebsocket sends through a mosquitto websockets listener with TLS
+// and a client certificate, through an HTTP proxy when viaProxy is set.
+func testWebsocket(t *testing.T, viaProxy bool) {
 	p := newPKI(t, "cloud")
 	certFile, keyFile := p.leaf(t, "cloud-ws", []string{"127.0.0.1"}, false)
 	wsPort := freePort(t)
@@ -68,12 +73,20 @@ use_identity_as_username true
 	subscribeCloud(t, c, p, "ws-sub", "sites/#", sub, nil)
 	cfg := bridgeConfig(c, p, t)
 	cfg.URL = fmt.Sprintf("wss://127.0.0.1:%d/mqtt", wsPort)
+	var px *httpProxy
+	if viaProxy {
+		px = newHTTPProxy(t, wsPort, "gw", "ws-s3cret")
+		cfg.Proxy = fmt.Sprintf("http://gw:ws-s3cret@127.0.0.1:%d", px.port)
+	}
 	r := newRig(t, cfg, rigOpts{})
 	r.waitConnected(t, true)
 	topics := topicNames("plant/t", 2)
 	publishLocal(t, r.local, topics, 500)
 	sub.waitFor(t, wait, "every message", func(_, d int) bool { return d >= 1000 })
 	checkDelivery(t, sub.snapshot(), topicNames("sites/a/plant/t", 2), 500)
+	if px != nil && !strings.Contains(px.logText(), fmt.Sprintf("CONNECT 127.0.0.1:%d", wsPort)) {
+		t.Errorf("the proxy did not carry the websocket:\n%s", px.logText())
+	}
 }
 
 // TestUnbufferedQoS0: with buffer_qos0 false, QoS 0 messages skip the

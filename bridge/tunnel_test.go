@@ -104,6 +104,9 @@ func TestProxyTunnel(t *testing.T) {
 	}
 }
 
+// TestProxyWebsocket: wss:// goes through the tunnel the same way.
+func TestProxyWebsocket(t *testing.T) { testWebsocket(t, true) }
+
 // TestProxyRefused: a proxy that refuses the tunnel (a wrong password) is
 // a clear error in the status, with the proxy's answer and without the
 // password.
