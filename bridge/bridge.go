@@ -118,6 +118,7 @@ type Bridge struct {
 	st      counters
 	status  statusState
 	drain   drainWatch
+	limits  Limits
 	logs    logLimits
 }
 
@@ -189,13 +190,15 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 	}
 	b.subscribeChunk = prof.FiltersPerSubscribe
 	// As config.Load fills them: unset limits are the profile's.
-	b.limit = newLimiter(cmp.Or(cfg.MaxRate, prof.Rate), float64(cmp.Or(cfg.MaxByteRate, prof.ByteRate)))
+	rate, byteRate := cmp.Or(cfg.MaxRate, prof.Rate), float64(cmp.Or(cfg.MaxByteRate, prof.ByteRate))
+	b.limit = newLimiter(rate, byteRate)
 	if b.inflight <= 0 {
 		b.inflight = prof.Inflight
 	}
 	if b.maxPayload <= 0 {
 		b.maxPayload = int(prof.Payload)
 	}
+	b.limits = Limits{Profile: prof.Name, MaxRate: rate, MaxByteRate: byteRate, Inflight: b.inflight, MaxPayload: b.maxPayload}
 	if b.keepalive <= 0 {
 		b.keepalive = config.DefaultKeepalive
 	}

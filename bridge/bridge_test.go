@@ -598,3 +598,33 @@ func TestDrainWatch(t *testing.T) {
 		t.Fatal("not reported again after ten minutes")
 	}
 }
+
+// TestProfileLimits: a bridge built with a profile and no limits of its
+// own keeps the profile's, and its status says which apply.
+func TestProfileLimits(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), ClockSynced: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	one := 1
+	cfg := config.Bridge{
+		Name: "aws", URL: "mqtts://example-ats.iot.eu-west-1.amazonaws.com:8883", ClientID: "gw", Profile: "aws-iot",
+		Routes: []config.Route{{Direction: "out", Filter: "gw/#", QoS: &one}},
+	}
+	b, err := New(cfg, Options{GatewayID: "gw", Buffer: buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{Profile: "aws-iot", MaxRate: 90, MaxByteRate: 460 << 10, Inflight: 100, MaxPayload: 128000}
+	if got := b.Status().Limits; got != want {
+		t.Errorf("limits %+v, want %+v", got, want)
+	}
+	if b.subscribeChunk != 8 {
+		t.Errorf("in-routes subscribed %d per SUBSCRIBE, want 8", b.subscribeChunk)
+	}
+	cfg.Profile = "azure"
+	if _, err := New(cfg, Options{GatewayID: "gw", Buffer: buf}); err == nil || !strings.Contains(err.Error(), `unknown profile "azure"`) {
+		t.Errorf("unknown profile: %v", err)
+	}
+}

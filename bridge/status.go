@@ -16,6 +16,9 @@ type Status struct {
 	Name string `json:"name"`
 	// URL is the configured URL without credentials.
 	URL string `json:"url"`
+	// Limits are what the bridge keeps to, after its profile filled the
+	// unset ones.
+	Limits Limits `json:"limits"`
 	// Connected is true while a session is up: the cloud accepted the
 	// connection, "online" is published and the in-routes subscribed.
 	Connected      bool      `json:"connected"`
@@ -42,6 +45,15 @@ type Status struct {
 	StoreErrors   uint64    `json:"store_errors"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// Limits are the bridge's effective limits; 0 means none.
+type Limits struct {
+	Profile     string  `json:"profile"`
+	MaxRate     float64 `json:"max_rate"`
+	MaxByteRate float64 `json:"max_byte_rate"`
+	Inflight    int     `json:"inflight"`
+	MaxPayload  int     `json:"max_payload"`
 }
 
 // Backlog is what waits in the buffer for the cloud.
@@ -237,8 +249,9 @@ func (w *drainWatch) notShrinking() bool {
 func (b *Bridge) Status() Status {
 	bs := b.buf.Stats()
 	st := Status{
-		Name: b.name,
-		URL:  b.publicURL,
+		Name:   b.name,
+		URL:    b.publicURL,
+		Limits: b.limits,
 		Backlog: Backlog{
 			Messages:         bs.Messages,
 			Bytes:            bs.Bytes,
