@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -215,4 +216,94 @@ bridges:
 	if !pub.IsConnectionOpen() {
 		t.Error("the local publisher was dropped by the reload")
 	}
+}
+
+// The built binary is killed with SIGKILL in the middle of a batched
+// replay (max_rate keeps it in the middle): restarted, it delivers every
+// reading, in order, each batch whole; a batch in flight at the kill comes
+// again.
+func TestKill9MidBatchedReplay(t *testing.T) {
+	const n = 10000
+	pki := brokertest.NewPKI(t)
+	cl := newCloud(t, pki)
+	gwCert, gwKey := pki.ClientCert(t, "gw-test")
+	dataDir, local := t.TempDir(), freePort(t)
+	cfg := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
+broker: {listeners: [{name: local, type: tcp, address: %s}]}
+bridges:
+  - name: cloud
+    url: mqtts://%s
+    tls: {ca_file: %s, cert_file: %s, key_file: %s}
+    reconnect: {min: 50ms, max: 200ms}
+    max_rate: 20
+    routes:
+      - {direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/", batch: {topic: site/batch, max_messages: 100, max_delay: 100ms}}
+`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey)
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	gw, stderr := startGateway(t, path)
+	pub := connect(t, local)
+	toks := make([]mqtt.Token, n)
+	for i := range n {
+		toks[i] = pub.Publish("plant/line1/count", 1, false, strconv.Itoa(i))
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d not acknowledged: %v\n%s", i, tok.Error(), stderr)
+		}
+	}
+
+	cl.start(t)
+	got := cl.subscribe(t, "site/#")
+	next, batches := 0, 0
+	take := func(limit time.Duration, until func() bool) {
+		t.Helper()
+		deadline := time.After(limit)
+		for !until() {
+			select {
+			case p := <-got:
+				var elems []struct {
+					Topic   string          `json:"topic"`
+					Payload json.RawMessage `json:"payload"`
+				}
+				if err := json.Unmarshal([]byte(p), &elems); err != nil {
+					t.Fatalf("not a batch: %v: %.200s", err, p)
+				}
+				batches++
+				for i, e := range elems {
+					v, err := strconv.Atoi(string(e.Payload))
+					if err != nil || e.Topic != "site/plant/line1/count" {
+						t.Fatalf("element %s %s", e.Topic, e.Payload)
+					}
+					if first, _ := strconv.Atoi(string(elems[0].Payload)); v != first+i {
+						t.Fatalf("batch %d is not one run of readings: element %d is %d after %d", batches, i, v, first)
+					}
+					switch {
+					case v == next:
+						next++
+					case v < next:
+						// a batch sent again after the kill: allowed (at-least-once)
+					default:
+						t.Fatalf("reading %d arrived before %d: lost or out of order", v, next)
+					}
+				}
+			case <-deadline:
+				t.Fatalf("only %d of %d readings arrived in %d batches", next, n, batches)
+			}
+		}
+	}
+	// Some batches arrived; max_rate keeps most of the backlog waiting.
+	take(30*time.Second, func() bool { return batches >= 3 })
+	killedAt := next
+	if killedAt >= n {
+		t.Fatal("the replay ended before the kill")
+	}
+	gw.Process.Kill()
+	gw.Wait()
+	startGateway(t, path)
+	take(90*time.Second, func() bool { return next >= n })
+	t.Logf("%d readings in %d batches (%d would do), killed after %d", n, batches, n/100, killedAt)
 }
