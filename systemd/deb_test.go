@@ -122,6 +122,9 @@ func TestDebPackage(t *testing.T) {
 			"/etc/fieldbridge/gateway.yaml":                            "-rw-r--r-- root/root",
 			"/usr/share/doc/fieldbridge-gateway/README.md":             "-rw-r--r-- root/root",
 			"/usr/share/doc/fieldbridge-gateway/configuration.md":      "-rw-r--r-- root/root",
+			"/usr/share/doc/fieldbridge-gateway/cloud-uplink.md":       "-rw-r--r-- root/root",
+			"/usr/share/doc/fieldbridge-gateway/examples/unbatch.py":   "-rw-r--r-- root/root",
+			"/usr/share/doc/fieldbridge-gateway/examples/aws-iot.yaml": "-rw-r--r-- root/root",
 		} {
 			if got := listing[path]; got != want {
 				t.Errorf("%s: %q; want %q", path, got, want)
