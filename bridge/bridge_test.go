@@ -515,11 +515,7 @@ func TestLimiter(t *testing.T) {
 // DESIGN's example has this overlap (out plant-a-gw1/# under sites/a/, in
 // sites/a/plant-a-gw1/+/+/set).
 func TestStoreSkipsWhatComesBack(t *testing.T) {
-	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), ClockSynced: func() bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Close()
+	buf := openTestBuffer(t)
 	one := 1
 	cfg := config.Bridge{
 		Name: "cloud", URL: "mqtts://127.0.0.1:8883", ClientID: "gw",
@@ -602,11 +598,7 @@ func TestDrainWatch(t *testing.T) {
 // TestProfileLimits: a bridge built with a profile and no limits of its
 // own keeps the profile's, and its status says which apply.
 func TestProfileLimits(t *testing.T) {
-	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), ClockSynced: func() bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Close()
+	buf := openTestBuffer(t)
 	one := 1
 	cfg := config.Bridge{
 		Name: "aws", URL: "mqtts://example-ats.iot.eu-west-1.amazonaws.com:8883", ClientID: "gw", Profile: "aws-iot",
@@ -627,4 +619,16 @@ func TestProfileLimits(t *testing.T) {
 	if _, err := New(cfg, Options{GatewayID: "gw", Buffer: buf}); err == nil || !strings.Contains(err.Error(), `unknown profile "azure"`) {
 		t.Errorf("unknown profile: %v", err)
 	}
+}
+
+// openTestBuffer opens a buffer in a temporary folder, closed at the end
+// of the test.
+func openTestBuffer(t *testing.T) *buffer.Log {
+	t.Helper()
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), ClockSynced: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { buf.Close() })
+	return buf
 }

@@ -95,11 +95,16 @@ func (c *cloud) subscribe(t *testing.T, filter string) <-chan string {
 	return ch
 }
 
-// The built binary is killed with SIGKILL after its local publisher got
-// every PUBACK while the cloud was down; restarted with the cloud up, it
-// delivers every message, in order.
-func TestKill9WhileCloudDownLosesNothing(t *testing.T) {
-	const n = 10000
+// killRig is a gateway binary with one bridge to a mosquitto cloud that
+// is down: the routes are given, the rest is the same for every test.
+type killRig struct {
+	cloud *cloud
+	path  string
+	local string
+}
+
+func newKillRig(t *testing.T, bridgeExtra string) *killRig {
+	t.Helper()
 	pki := brokertest.NewPKI(t)
 	cl := newCloud(t, pki)
 	gwCert, gwKey := pki.ClientCert(t, "gw-test")
@@ -111,15 +116,19 @@ bridges:
     url: mqtts://%s
     tls: {ca_file: %s, cert_file: %s, key_file: %s}
     reconnect: {min: 50ms, max: 200ms}
-    routes: [{direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/"}]
-`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey)
+%s`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey, bridgeExtra)
 	path := filepath.Join(t.TempDir(), "gw.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return &killRig{cloud: cl, path: path, local: local}
+}
 
-	gw, stderr := startGateway(t, path)
-	pub := connect(t, local)
+// publishCounts publishes 0..n-1 to plant/line1/count and returns once the
+// gateway acknowledged every one.
+func (k *killRig) publishCounts(t *testing.T, n int, stderr fmt.Stringer) {
+	t.Helper()
+	pub := connect(t, k.local)
 	toks := make([]mqtt.Token, n)
 	for i := range n {
 		toks[i] = pub.Publish("plant/line1/count", 1, false, strconv.Itoa(i))
@@ -129,13 +138,24 @@ bridges:
 			t.Fatalf("publish %d not acknowledged: %v\n%s", i, tok.Error(), stderr)
 		}
 	}
+}
+
+// The built binary is killed with SIGKILL after its local publisher got
+// every PUBACK while the cloud was down; restarted with the cloud up, it
+// delivers every message, in order.
+func TestKill9WhileCloudDownLosesNothing(t *testing.T) {
+	const n = 10000
+	k := newKillRig(t, `    routes: [{direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/"}]
+`)
+	gw, stderr := startGateway(t, k.path)
+	k.publishCounts(t, n, stderr)
 	// Every message was acknowledged by the gateway: now it dies.
 	gw.Process.Kill()
 	gw.Wait()
 
-	cl.start(t)
-	got := cl.subscribe(t, "site/plant/#")
-	startGateway(t, path)
+	k.cloud.start(t)
+	got := k.cloud.subscribe(t, "site/plant/#")
+	startGateway(t, k.path)
 	next := 0
 	deadline := time.After(60 * time.Second)
 	for next < n {
@@ -224,40 +244,15 @@ bridges:
 // again.
 func TestKill9MidBatchedReplay(t *testing.T) {
 	const n = 10000
-	pki := brokertest.NewPKI(t)
-	cl := newCloud(t, pki)
-	gwCert, gwKey := pki.ClientCert(t, "gw-test")
-	dataDir, local := t.TempDir(), freePort(t)
-	cfg := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
-broker: {listeners: [{name: local, type: tcp, address: %s}]}
-bridges:
-  - name: cloud
-    url: mqtts://%s
-    tls: {ca_file: %s, cert_file: %s, key_file: %s}
-    reconnect: {min: 50ms, max: 200ms}
-    max_rate: 20
+	k := newKillRig(t, `    max_rate: 20
     routes:
       - {direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/", batch: {topic: site/batch, max_messages: 100, max_delay: 100ms}}
-`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey)
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
+	gw, stderr := startGateway(t, k.path)
+	k.publishCounts(t, n, stderr)
 
-	gw, stderr := startGateway(t, path)
-	pub := connect(t, local)
-	toks := make([]mqtt.Token, n)
-	for i := range n {
-		toks[i] = pub.Publish("plant/line1/count", 1, false, strconv.Itoa(i))
-	}
-	for i, tok := range toks {
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish %d not acknowledged: %v\n%s", i, tok.Error(), stderr)
-		}
-	}
-
-	cl.start(t)
-	got := cl.subscribe(t, "site/#")
+	k.cloud.start(t)
+	got := k.cloud.subscribe(t, "site/#")
 	next, batches := 0, 0
 	take := func(limit time.Duration, until func() bool) {
 		t.Helper()
@@ -303,7 +298,7 @@ bridges:
 	}
 	gw.Process.Kill()
 	gw.Wait()
-	startGateway(t, path)
+	startGateway(t, k.path)
 	take(90*time.Second, func() bool { return next >= n })
 	t.Logf("%d readings in %d batches (%d would do), killed after %d", n, batches, n/100, killedAt)
 }
