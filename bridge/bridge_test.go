@@ -375,11 +375,7 @@ func TestRunOnce(t *testing.T) {
 
 // TestStoreRouting: what Store buffers, and what it leaves out.
 func TestStoreRouting(t *testing.T) {
-	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), ClockSynced: func() bool { return true }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer buf.Close()
+	buf := openTestBuffer(t)
 	zero, one, two := 0, 1, 2
 	no := false
 	cfg := config.Bridge{

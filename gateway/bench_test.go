@@ -1,15 +1,14 @@
 package gateway
 
 import (
-	"bufio"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fieldbridge/gateway/internal/rawmqtt"
 )
 
 // rawSubscriber counts PUBLISH packets on filter with a minimal MQTT reader,
@@ -21,32 +20,11 @@ func rawSubscriber(tb testing.TB, addr, filter string) *atomic.Int64 {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	pkt := func(h byte, body []byte) []byte {
-		return append(binary.AppendUvarint([]byte{h}, uint64(len(body))), body...)
+	if err := rawmqtt.Subscribe(conn, "raw", filter); err != nil {
+		tb.Fatal(err)
 	}
-	conn.Write(pkt(0x10, append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, 3}, "raw"...)))
-	sub := append([]byte{0, 1, byte(len(filter) >> 8), byte(len(filter))}, filter...)
-	conn.Write(pkt(0x82, append(sub, 0)))
 	var n atomic.Int64
-	r := bufio.NewReaderSize(conn, 1<<20)
-	go func() {
-		for {
-			h, err := r.ReadByte()
-			if err != nil {
-				return
-			}
-			size, err := binary.ReadUvarint(r)
-			if err != nil {
-				return
-			}
-			if _, err := io.CopyN(io.Discard, r, int64(size)); err != nil {
-				return
-			}
-			if h>>4 == 3 {
-				n.Add(1)
-			}
-		}
-	}()
+	go rawmqtt.CountPublishes(conn, &n)
 	return &n
 }
 
