@@ -370,14 +370,17 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 		t.close()
 		return nil, ioError(err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = port.Close() })
+	// A cancelled context closes the port only while a Read blocks on it,
+	// never during the Write.
+	g := serialline.NewGuard(port)
+	stop := context.AfterFunc(ctx, g.Cancel)
 	if _, err = port.Write(adu); err == nil {
 		// The deadline counts the time both frames take on the line.
 		wire := charTime(t.mode) * time.Duration(len(adu)+rtuReplyLen(adu))
-		r := &serialReader{port: port, deadline: time.Now().Add(t.timeout + wire)}
+		r := &serialReader{port: port, read: g.Read, deadline: time.Now().Add(t.timeout + wire)}
 		resp, err = readRTU(r, adu, t.buf[:])
 		if errors.Is(err, ErrFrame) {
-			t.resync(port, r.deadline.Add(t.timeout))
+			t.resync(port, g, r.deadline.Add(t.timeout))
 		}
 	}
 	t.quietSince = time.Now()
@@ -398,14 +401,14 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 // resync waits until the line is quiet for a frame gap, so that the rest of
 // a garbled frame is not taken for the start of the next reply, then drops
 // what arrived. It gives up at limit.
-func (t *serialTransport) resync(port serial.Port, limit time.Time) {
+func (t *serialTransport) resync(port serial.Port, g *serialline.Guard, limit time.Time) {
 	quiet := max(frameGap(t.mode), 20*time.Millisecond) // tty latency exceeds the gap
 	var scratch [64]byte
 	for time.Now().Before(limit) {
 		if port.SetReadTimeout(quiet) != nil {
 			return
 		}
-		if n, err := port.Read(scratch[:]); n == 0 || err != nil {
+		if n, err := g.Read(scratch[:]); n == 0 || err != nil {
 			break
 		}
 	}
@@ -417,6 +420,7 @@ func (t *serialTransport) resync(port serial.Port, limit time.Time) {
 // forever: here it becomes os.ErrDeadlineExceeded once the deadline passed.
 type serialReader struct {
 	port     serial.Port
+	read     func([]byte) (int, error) // the port's Read, through its guard
 	deadline time.Time
 }
 
@@ -429,7 +433,7 @@ func (r *serialReader) Read(p []byte) (int, error) {
 		if err := r.port.SetReadTimeout(rem); err != nil {
 			return 0, err
 		}
-		n, err := r.port.Read(p)
+		n, err := r.read(p)
 		if n > 0 || err != nil {
 			return n, err
 		}

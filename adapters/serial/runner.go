@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 	goserial "go.bug.st/serial"
 )
@@ -144,8 +144,8 @@ func (s *session) run(ctx context.Context) (err error) {
 		s.reopened()
 		s.reopened = nil
 	}
-	g := &guard{port: p}
-	stop := context.AfterFunc(ctx, g.cancel)
+	g := serialline.NewGuard(p)
+	stop := context.AfterFunc(ctx, g.Cancel)
 	defer func() {
 		// go.bug.st/serial panics inside select() on a descriptor >= 1024
 		// (a port reopened late in a long run): fail the port, not the
@@ -199,7 +199,7 @@ func (s *session) run(ctx context.Context) (err error) {
 			return fmt.Errorf("%w: %s: %v", ErrPort, d.port, err)
 		}
 		// A read timeout returns (0, nil): the deadlines above run again.
-		n, err := g.read(s.buf)
+		n, err := g.Read(s.buf)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -269,43 +269,6 @@ func (s *session) line(b []byte) {
 		s.idleDue = time.Now().Add(s.dev.idleTO)
 	}
 	s.sink.Polled(nil)
-}
-
-// guard lets a context end a blocked Read by closing the port from another
-// goroutine, and only then: closing it while the owner runs an ioctl or a
-// write could hit a descriptor number that was meanwhile reused.
-type guard struct {
-	mu        sync.Mutex
-	port      goserial.Port
-	reading   bool
-	cancelled bool
-}
-
-func (g *guard) cancel() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.cancelled = true
-	if g.reading {
-		// Close wakes the Read through go.bug.st/serial's signal pipe and
-		// waits for it to return.
-		_ = g.port.Close()
-	}
-}
-
-func (g *guard) read(b []byte) (int, error) {
-	g.mu.Lock()
-	if g.cancelled {
-		g.mu.Unlock()
-		return 0, context.Canceled
-	}
-	g.reading = true
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		g.reading = false
-		g.mu.Unlock()
-	}()
-	return g.port.Read(b)
 }
 
 // logLine shortens a dropped line for the debug log.

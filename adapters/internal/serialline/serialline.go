@@ -5,10 +5,12 @@
 package serialline
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fieldbridge/gateway/adapters"
 	"go.bug.st/serial"
@@ -136,4 +138,48 @@ func oneOf(values []int) string {
 		b.WriteString(strconv.Itoa(v))
 	}
 	return b.String()
+}
+
+// Guard lets a context end a blocked Read by closing the port from another
+// goroutine, and only then: closing it while its owner writes or runs an
+// ioctl could hit a descriptor number that was meanwhile reused, and
+// go.bug.st/serial's Write does not check that the port is still open.
+// After Cancel, Read returns context.Canceled; the owner closes the port.
+type Guard struct {
+	mu        sync.Mutex
+	port      serial.Port
+	reading   bool
+	cancelled bool
+}
+
+// NewGuard guards port.
+func NewGuard(port serial.Port) *Guard { return &Guard{port: port} }
+
+// Cancel ends a blocked Read, or makes the next one fail.
+func (g *Guard) Cancel() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cancelled = true
+	if g.reading {
+		// Close wakes the Read through go.bug.st/serial's signal pipe and
+		// waits for it to return.
+		_ = g.port.Close()
+	}
+}
+
+// Read reads the port, unless Cancel came first.
+func (g *Guard) Read(b []byte) (int, error) {
+	g.mu.Lock()
+	if g.cancelled {
+		g.mu.Unlock()
+		return 0, context.Canceled
+	}
+	g.reading = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.reading = false
+		g.mu.Unlock()
+	}()
+	return g.port.Read(b)
 }
