@@ -184,11 +184,7 @@ func charTime(m serialline.Mode) time.Duration {
 	if m.Parity != serialline.ParityNone {
 		bits++
 	}
-	baud := m.Baud
-	if baud <= 0 {
-		baud = serialline.DefaultBaud
-	}
-	return time.Duration(bits) * time.Second / time.Duration(baud)
+	return time.Duration(bits) * time.Second / time.Duration(m.Baud)
 }
 
 // frameGap is the silence that separates two RTU frames: 3.5 characters,

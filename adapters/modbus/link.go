@@ -23,7 +23,6 @@ const (
 // link is one connection (a TCP endpoint or a serial port) with grid-x's
 // client on top. It is owned by one goroutine.
 type link struct {
-	ep        endpoint
 	tr        transport
 	pk        gridx.Packager
 	client    gridx.Client
@@ -33,7 +32,7 @@ type link struct {
 }
 
 func newLink(ep endpoint, mode serialline.Mode) *link {
-	l := &link{ep: ep}
+	l := &link{}
 	switch ep.scheme {
 	case schemeTCP:
 		l.tr = &tcpTransport{addr: ep.addr}

@@ -105,21 +105,6 @@ type nopSink struct{}
 func (nopSink) Report(int, mappings.Value, error, time.Time) {}
 func (nopSink) Polled(error)                                 {}
 
-// writable reports whether a point of the runner's devices takes
-// commands: writable coils and holding registers (not strings, which
-// Compile refuses). Configure refuses the rest; this guards Run.
-func (r *runner) writable(p adapters.Point) bool {
-	for _, d := range r.devs {
-		for i := range d.info.Points {
-			if d.info.Points[i].Where == p.Where && d.info.Points[i].Name == p.Name {
-				pt := &d.points[i]
-				return pt.mp.Writable && (pt.table == coil || pt.table == holding) && pt.mp.Type != mappings.String
-			}
-		}
-	}
-	return false
-}
-
 // Run implements adapters.Runner. It polls each device at its ticks,
 // applies commands between polls in arrival order, and returns nil when
 // ctx ends, closing the connection.

@@ -23,7 +23,7 @@ func (r *runner) apply(ctx context.Context, env adapters.Env, l *link, st *devSt
 			cmd.Done(err)
 		}
 	}
-	if cmd.Point < 0 || cmd.Point >= len(d.points) || !r.writable(d.info.Points[cmd.Point]) {
+	if cmd.Point < 0 || cmd.Point >= len(d.points) || !d.points[cmd.Point].mp.Writable {
 		finish(fmt.Errorf("point %d of device %s is not writable", cmd.Point, d.info.Name))
 		return
 	}

@@ -248,7 +248,7 @@ func (s *session) line(b []byte) {
 	m.lines.Inc()
 	if garbage(b) {
 		m.garbage.Inc()
-		s.log.Debug("line dropped", "reason", reasonGarbage, "line", logLine(b))
+		s.logDropped(b, reasonGarbage, nil)
 		return
 	}
 	s.at = s.now()
@@ -260,7 +260,7 @@ func (s *session) line(b []byte) {
 		} else {
 			m.unparsable.Inc()
 		}
-		s.log.Debug("line dropped", "reason", reason, "err", err, "line", logLine(b))
+		s.logDropped(b, reason, err)
 		return
 	}
 	s.good = true
@@ -269,6 +269,19 @@ func (s *session) line(b []byte) {
 		s.idleDue = time.Now().Add(s.dev.idleTO)
 	}
 	s.sink.Polled(nil)
+}
+
+// logDropped logs a dropped line at debug level; the line is copied only
+// when that level is on (a line at the wrong baud rate drops every line).
+func (s *session) logDropped(b []byte, reason string, err error) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	args := []any{"reason", reason, "line", logLine(b)}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	s.log.Debug("line dropped", args...)
 }
 
 // logLine shortens a dropped line for the debug log.
