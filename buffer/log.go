@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -596,7 +597,7 @@ func (l *Log) flushReportLocked(reason dropReason, now time.Time) {
 
 // segIndexByBase returns the index of the segment starting at base, or -1.
 func (l *Log) segIndexByBase(base uint64) int {
-	i, ok := slices.BinarySearchFunc(l.segs, base, func(s *segment, b uint64) int { return cmpU64(s.base, b) })
+	i, ok := slices.BinarySearchFunc(l.segs, base, func(s *segment, b uint64) int { return cmp.Compare(s.base, b) })
 	if !ok {
 		return -1
 	}
@@ -857,8 +858,10 @@ func (l *Log) syncPending() {
 }
 
 func (l *Log) maintain() {
-	l.clockOK.Store(l.opts.ClockSynced())
-	l.enforceAge()
+	if l.opts.MaxAge <= 0 {
+		l.clockOK.Store(l.opts.ClockSynced())
+	}
+	l.enforceAge() // asks the clock itself when it has an age to enforce
 	now := l.opts.Now()
 	l.mu.Lock()
 	for r := range numReasons {

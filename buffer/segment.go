@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -80,8 +81,8 @@ func readDir(dir string) (*dirListing, error) {
 		}
 		ls.segs = append(ls.segs, seg)
 	}
-	slices.SortFunc(ls.segs, func(a, b *segment) int { return cmpU64(a.base, b.base) })
-	slices.SortFunc(ls.bad, func(a, b badSegment) int { return cmpU64(a.base, b.base) })
+	slices.SortFunc(ls.segs, func(a, b *segment) int { return cmp.Compare(a.base, b.base) })
+	slices.SortFunc(ls.bad, func(a, b badSegment) int { return cmp.Compare(a.base, b.base) })
 
 	// An unreadable quarantine/ only loses boundaries and a count; moving
 	// a segment there later reports its own error.
@@ -92,18 +93,8 @@ func readDir(dir string) (*dirListing, error) {
 			ls.qRanges = append(ls.qRanges, r)
 		}
 	}
-	slices.SortFunc(ls.qRanges, func(a, b qRange) int { return cmpU64(a.base, b.base) })
+	slices.SortFunc(ls.qRanges, func(a, b qRange) int { return cmp.Compare(a.base, b.base) })
 	return ls, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // readSegHeader returns the segment described by the file's header, or a
