@@ -69,7 +69,7 @@ type batcher struct {
 // element encodes one buffered message as an element of a batch.
 func (bt *batcher) element(r record) []byte {
 	e := append(bt.elem[:0], `{"topic":`...)
-	e = appendJSONString(e, r.topic)
+	e = mappings.AppendJSONString(e, r.topic)
 	e = append(e, `,"ts":"`...)
 	e = mappings.AppendTimestamp(e, r.time)
 	if utf8.Valid(r.payload) && json.Valid(r.payload) {
@@ -167,24 +167,6 @@ func (bt *batcher) remove(o *openBatch) *openBatch {
 	bt.bytes -= len(o.buf)
 	o.buf = append(o.buf, ']')
 	return o
-}
-
-// appendJSONString appends s, valid UTF-8, as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }
 
 // tracker knows which records read in a session the cloud has

@@ -154,11 +154,11 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 	if !ep.secure() && cfg.TLS != (config.TLS{}) {
 		return nil, fmt.Errorf("bridge %s: tls settings need an mqtts:// or wss:// URL", cfg.Name)
 	}
-	if !ep.secure() && !cfg.InsecurePlaintext && !config.IsLoopback(ep.addr) {
-		return nil, fmt.Errorf("bridge %s: %s sends data in clear text; use mqtts:// or wss://, or set insecure_plaintext", cfg.Name, cfg.URL)
-	}
 	u, _ := url.Parse(cfg.URL)
 	u.User = nil
+	if !ep.secure() && !cfg.InsecurePlaintext && !config.IsLoopback(ep.addr) {
+		return nil, fmt.Errorf("bridge %s: %s sends data in clear text; use mqtts:// or wss://, or set insecure_plaintext", cfg.Name, u)
+	}
 
 	b := &Bridge{
 		name:       cfg.Name,

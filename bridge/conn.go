@@ -113,7 +113,8 @@ func parseProxy(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
+		// url.Parse's error quotes the input, which may hold a password.
+		return nil, errors.New("proxy: not a URL")
 	}
 	if u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("proxy %q: want http://[user:password@]host:port", u.Redacted())
@@ -124,7 +125,8 @@ func parseProxy(raw string) (*url.URL, error) {
 func parseEndpoint(raw, serverName string) (endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return endpoint{}, fmt.Errorf("url: %w", err)
+		// url.Parse's error quotes the input, which may hold a password.
+		return endpoint{}, errors.New("url: not a URL")
 	}
 	if u.Host == "" || u.Port() == "" {
 		return endpoint{}, fmt.Errorf("url %q needs a host and a port", u.Redacted())

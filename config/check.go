@@ -364,7 +364,8 @@ func (f *File) checkBridgeURL(p string, b Bridge) {
 	d := f.dec
 	u, err := url.Parse(b.URL)
 	if b.URL == "" || err != nil || u.Host == "" {
-		d.Errorf(p+".url", "want a URL such as mqtts://broker.example.com:8883, got %q", b.URL)
+		// The value is not echoed: it may hold user:password@.
+		d.Errorf(p+".url", "want a URL such as mqtts://broker.example.com:8883")
 		return
 	}
 	switch u.Scheme {

@@ -118,8 +118,8 @@ func TestProfileTopics(t *testing.T) {
 	}
 }
 
-// TestProxyKey: proxy takes an HTTP proxy URL, and a bad one is refused
-// without echoing it (it may hold a password).
+// TestProxyKey: proxy takes an HTTP proxy URL, and a bad one (or a bad
+// url) is refused without echoing it (it may hold a password).
 func TestProxyKey(t *testing.T) {
 	y := minimal + `bridges:
   - name: ok
@@ -130,10 +130,13 @@ func TestProxyKey(t *testing.T) {
     url: mqtts://cloud.example.com:8883
     proxy: https://gw:secret@proxy.plant.local
     routes: [{direction: out, filter: "gw1/#"}]
+  - name: badurl
+    url: mqtts://gw:secret@cloud.example.com:88x3
+    routes: [{direction: out, filter: "gw1/#"}]
 `
 	_, errs := parse(t, y, nil)
-	wantErrors(t, errs, "bridges[1].proxy: want an HTTP proxy as http://[user:password@]host:port")
-	if len(errs) != 1 || strings.Contains(errs.Error(), "secret") {
+	wantErrors(t, errs, "bridges[1].proxy: want an HTTP proxy as http://[user:password@]host:port", "bridges[2].url: want a URL")
+	if len(errs) != 2 || strings.Contains(errs.Error(), "secret") {
 		t.Errorf("errors:\n%s", errs)
 	}
 }

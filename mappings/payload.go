@@ -92,7 +92,7 @@ func AppendPayload(dst []byte, f Format, r Reading) ([]byte, bool) {
 	}
 	if r.Err != nil {
 		dst = append(dst, `{"quality":"bad","error":`...)
-		dst = appendJSONString(dst, r.Err.Error())
+		dst = AppendJSONString(dst, r.Err.Error())
 		dst = append(dst, `,"ts":"`...)
 		dst = AppendTimestamp(dst, r.Time)
 		return append(dst, `"}`...), true
@@ -101,7 +101,7 @@ func AppendPayload(dst []byte, f Format, r Reading) ([]byte, bool) {
 	bad := ""
 	switch v.kind {
 	case KindString:
-		dst = appendJSONString(dst, v.str)
+		dst = AppendJSONString(dst, v.str)
 	case KindFloat32, KindFloat64:
 		if x := v.Float64(); math.IsNaN(x) {
 			bad = "not a number"
@@ -118,7 +118,7 @@ func AppendPayload(dst []byte, f Format, r Reading) ([]byte, bool) {
 	}
 	if r.Unit != "" {
 		dst = append(dst, `,"unit":`...)
-		dst = appendJSONString(dst, r.Unit)
+		dst = AppendJSONString(dst, r.Unit)
 	}
 	dst = append(dst, `,"ts":"`...)
 	dst = AppendTimestamp(dst, r.Time)
@@ -145,17 +145,17 @@ func AppendCommandError(dst []byte, err error, payload []byte, ts time.Time) []b
 		payload = payload[:maxEchoedPayload]
 	}
 	dst = append(dst, `{"error":`...)
-	dst = appendJSONString(dst, err.Error())
+	dst = AppendJSONString(dst, err.Error())
 	dst = append(dst, `,"payload":`...)
-	dst = appendJSONString(dst, string(payload))
+	dst = AppendJSONString(dst, string(payload))
 	dst = append(dst, `,"ts":"`...)
 	dst = AppendTimestamp(dst, ts)
 	return append(dst, `"}`...)
 }
 
-// appendJSONString appends s as a JSON string, with invalid UTF-8 replaced
+// AppendJSONString appends s as a JSON string, with invalid UTF-8 replaced
 // by U+FFFD so the payload stays valid JSON.
-func appendJSONString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
