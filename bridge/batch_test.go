@@ -15,6 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/mappings"
 )
 
 // batchElem is one message of a batch as a consumer decodes it.
@@ -398,7 +399,7 @@ func FuzzBatch(f *testing.F) {
 	f.Add("a\"b\\c\x01", []byte(` [1, 2] `), "é/ü", []byte(`"\ud800"`), 256)
 	f.Add("t", []byte("1e999"), "t", []byte{}, 1000)
 	f.Fuzz(func(t *testing.T, topic1 string, p1 []byte, topic2 string, p2 []byte, maxBytes int) {
-		if checkTopic(topic1) != nil || checkTopic(topic2) != nil {
+		if mappings.ValidTopicName(topic1) != nil || mappings.ValidTopicName(topic2) != nil {
 			return
 		}
 		route := &batchRoute{maxMessages: 3, maxBytes: max(256, maxBytes%(1<<16)), maxDelay: time.Second}

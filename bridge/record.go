@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
+
+	"github.com/fieldbridge/gateway/mappings"
 )
 
 // A record is one message as the bridge keeps it in its buffer, already in
@@ -26,7 +27,6 @@ const (
 	recordHeaderSize = 12
 	flagQoSMask      = 0x03
 	flagRetain       = 0x04
-	maxTopicLen      = 65535
 )
 
 // errBadRecord marks bytes that are not a record of a known version.
@@ -44,7 +44,7 @@ type record struct {
 
 // appendRecord encodes r at the end of dst.
 func appendRecord(dst []byte, topic string, qos byte, retain bool, t time.Time, payload []byte) ([]byte, error) {
-	if err := checkTopic(topic); err != nil {
+	if err := mappings.ValidTopicName(topic); err != nil {
 		return dst, err
 	}
 	if qos > 2 {
@@ -78,7 +78,7 @@ func decodeRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w: topic length %d past the end", errBadRecord, n)
 	}
 	topic := string(b[recordHeaderSize : recordHeaderSize+n])
-	if err := checkTopic(topic); err != nil {
+	if err := mappings.ValidTopicName(topic); err != nil {
 		return record{}, fmt.Errorf("%w: %v", errBadRecord, err)
 	}
 	return record{
@@ -88,25 +88,4 @@ func decodeRecord(b []byte) (record, error) {
 		time:    time.Unix(0, int64(binary.LittleEndian.Uint64(b[2:10]))),
 		payload: b[recordHeaderSize+n:],
 	}, nil
-}
-
-// checkTopic applies the MQTT rules for a topic that is published to.
-func checkTopic(t string) error {
-	switch {
-	case t == "":
-		return errors.New("empty topic")
-	case len(t) > maxTopicLen:
-		return fmt.Errorf("topic of %d bytes is longer than MQTT allows (65535)", len(t))
-	case !utf8.ValidString(t):
-		return errors.New("topic is not valid UTF-8")
-	}
-	for i := 0; i < len(t); i++ {
-		switch t[i] {
-		case 0:
-			return errors.New("topic holds a NUL")
-		case '+', '#':
-			return fmt.Errorf("topic %q holds a wildcard", t)
-		}
-	}
-	return nil
 }

@@ -114,20 +114,18 @@ const rateWindow = 10
 
 type statusState struct {
 	mu        sync.Mutex
-	connected bool
 	since     time.Time
 	lastAck   time.Time
 	lastErr   string
 	lastErrAt time.Time
 	samples   [rateWindow + 1]uint64 // sent, one per second, newest at head
 	head, n   int
-	connFlag  atomic.Bool
+	connFlag  atomic.Bool // connected: read without the lock by Store
 }
 
 func (s *statusState) setConnected(up bool, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.connected = up
 	s.connFlag.Store(up)
 	if up {
 		s.since = now
@@ -283,7 +281,7 @@ func (b *Bridge) Status() Status {
 	}
 	s := &b.status
 	s.mu.Lock()
-	st.Connected = s.connected
+	st.Connected = s.connFlag.Load()
 	st.ConnectedSince = s.since
 	st.LastAck = s.lastAck
 	st.LastError = s.lastErr

@@ -105,7 +105,7 @@ func (b *Bridge) outRoute(topic string) *outRoute {
 // queueLive hands an unbuffered QoS 0 message to the session without
 // waiting: Store runs in the publishing client's read loop.
 func (b *Bridge) queueLive(topic string, m broker.Message) {
-	if checkTopic(topic) != nil || !b.status.isConnected() {
+	if mappings.ValidTopicName(topic) != nil || !b.status.isConnected() {
 		b.st.liveDropped.Add(1)
 		return
 	}
@@ -159,7 +159,7 @@ func (b *Bridge) receive(_ paho.Client, m paho.Message) {
 	default:
 		local = topic[len(route.strip):]
 		switch {
-		case checkTopic(local) != nil:
+		case mappings.ValidTopicName(local) != nil:
 			reason = "is not a valid topic after strip_prefix"
 		case strings.HasPrefix(local, "$"):
 			reason = "would inject into a $ topic"
