@@ -355,15 +355,10 @@ func TestSyncModesFsyncCounts(t *testing.T) {
 		l := e.open()
 		appendN(t, l, 0, 5)
 		// Append returned before any fsync; the background goroutine
-		// covers the records within SyncInterval. Wait for that.
-		for {
-			l.mu.Lock()
-			done := l.synced+1 == l.nextSeq
-			l.mu.Unlock()
-			if done {
-				break
-			}
-			time.Sleep(time.Millisecond)
+		// covers the records within SyncInterval.
+		waitSynced(t, l)
+		if n := l.Stats().Fsyncs; n == 0 {
+			t.Errorf("records covered without an fsync")
 		}
 	})
 }
@@ -388,19 +383,30 @@ func TestDeferredSync(t *testing.T) {
 	start := time.Now()
 	appendN(t, l, 0, 10)
 	quick := time.Since(start) < e.opts.SyncInterval
-	for {
-		l.mu.Lock()
-		synced, next := l.synced, l.nextSeq
-		l.mu.Unlock()
-		if synced+1 == next {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitSynced(t, l)
 	if n := rounds.Load(); quick && n != 1 {
 		t.Errorf("%d fsync rounds for one burst, want 1", n)
 	}
 	idle()
+}
+
+// waitSynced waits until an fsync covered every record appended, and fails
+// after a few seconds: the background sync runs within SyncInterval.
+func waitSynced(t *testing.T, l *Log) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		done := l.synced+1 == l.nextSeq
+		l.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no fsync covered the appended records within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestTooLarge(t *testing.T) {
