@@ -37,7 +37,6 @@ type deviceSink struct {
 	retain bool
 	status string // status topic
 	points []pointState
-	buf    []byte
 
 	failures int
 	online   atomic.Int32 // 0 unknown, 1 online, 2 offline
