@@ -1,40 +1,20 @@
 package broker
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/fieldbridge/gateway/mappings"
+)
 
 // The matcher below is deliberately local to this package: ACL checks run
 // for every delivery to every non-anonymous subscriber, so it works on the
 // strings in place without splitting or allocating.
 
-// maxTopicLen is the MQTT limit on a UTF-8 encoded topic or filter.
-const maxTopicLen = 65535
+// validTopic and validFilter are the MQTT rules as mappings applies them
+// to the configuration, so the broker and the file agree on what a topic is.
+func validTopic(t string) bool { return mappings.ValidTopicName(t) == nil }
 
-// validTopic reports whether t can be published to: non-empty, no
-// wildcards, no NUL, within the MQTT length limit.
-func validTopic(t string) bool {
-	return t != "" && len(t) <= maxTopicLen && !strings.ContainsAny(t, "+#\x00")
-}
-
-// validFilter reports whether f is a well-formed topic filter: `+` fills a
-// whole level, `#` fills the last level only.
-func validFilter(f string) bool {
-	if f == "" || len(f) > maxTopicLen || strings.ContainsRune(f, 0) {
-		return false
-	}
-	for {
-		level, rest, more := strings.Cut(f, "/")
-		if strings.ContainsAny(level, "+#") && len(level) != 1 {
-			return false
-		}
-		if level == "#" && more {
-			return false
-		}
-		if !more {
-			return true
-		}
-		f = rest
-	}
-}
+func validFilter(f string) bool { return mappings.ValidTopicFilter(f) == nil }
 
 // matchTopic reports whether filter matches the topic name.
 func matchTopic(filter, topic string) bool {
