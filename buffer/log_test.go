@@ -131,6 +131,7 @@ func TestNextWaitsAndStops(t *testing.T) {
 		}
 		got <- rec
 	}()
+	waitReaderWaiting(t, l)
 	if err := l.AppendAsync([]byte("late")); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +145,7 @@ func TestNextWaitsAndStops(t *testing.T) {
 		_, err := r.Next(ctx)
 		errc <- err
 	}()
+	waitReaderWaiting(t, l)
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("Next after cancel = %v", err)
@@ -153,6 +155,7 @@ func TestNextWaitsAndStops(t *testing.T) {
 		_, err := r.Next(context.Background())
 		errc <- err
 	}()
+	waitReaderWaiting(t, l)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +391,25 @@ func TestDeferredSync(t *testing.T) {
 		t.Errorf("%d fsync rounds for one burst, want 1", n)
 	}
 	idle()
+}
+
+// waitReaderWaiting waits until a Reader blocks in Next for the next
+// append, so that what the test does next wakes it rather than beats it.
+func waitReaderWaiting(t *testing.T, l *Log) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		waiting := l.waitCh != nil
+		l.mu.Unlock()
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Reader waited within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitSynced waits until an fsync covered every record appended, and fails
