@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,13 +32,25 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 }
 
 // rateLimited passes at most logBurst warnings or errors with the same
-// message per logInterval; the next one let through says how many were
-// suppressed. Info and debug records pass untouched.
+// message from the same source per logInterval; the next one let through
+// says how many were suppressed. Info and debug records pass untouched.
+//
+// The source is the logger's own attributes (With: component, bridge,
+// driver, device) and the record's device, bridge and listener: when a cut
+// RS-485 cable takes six meters offline at once, all six say so. Other
+// attributes (topics, client ids, errors) stay out of the key, so that a
+// flood of distinct topics is still one flood.
 type rateLimited struct {
 	next  slog.Handler
 	state *rateState
 	now   func() time.Time
+	scope string // the attributes and groups added by With and WithGroup
 }
+
+// sourceKeys are the record attributes that name where a record comes
+// from. Their values come from the configuration, so the keys they make
+// are bounded by it.
+var sourceKeys = [...]string{"device", "bridge", "listener"}
 
 type rateState struct {
 	mu   sync.Mutex
@@ -55,16 +69,17 @@ func (h *rateLimited) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelWarn {
 		return h.next.Handle(ctx, r)
 	}
+	key := h.key(r)
 	now := h.now()
 	h.state.mu.Lock()
-	e := h.state.seen[r.Message]
+	e := h.state.seen[key]
 	if e == nil || now.Sub(e.start) >= logInterval {
 		if e == nil {
 			if len(h.state.seen) > 10000 {
 				h.state.seen = map[string]*rateEntry{} // bound memory under pathological messages
 			}
 			e = &rateEntry{}
-			h.state.seen[r.Message] = e
+			h.state.seen[key] = e
 		}
 		e.start, e.count = now, 0
 	}
@@ -84,10 +99,32 @@ func (h *rateLimited) Handle(ctx context.Context, r slog.Record) error {
 	return h.next.Handle(ctx, r)
 }
 
+// key names a record's kind: its source and message.
+func (h *rateLimited) key(r slog.Record) string {
+	var b strings.Builder
+	b.WriteString(h.scope)
+	b.WriteByte(0)
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		if slices.Contains(sourceKeys[:], a.Key) {
+			b.WriteByte(0)
+			b.WriteString(a.Key)
+			b.WriteByte('=')
+			b.WriteString(a.Value.String())
+		}
+		return true
+	})
+	return b.String()
+}
+
 func (h *rateLimited) WithAttrs(as []slog.Attr) slog.Handler {
-	return &rateLimited{next: h.next.WithAttrs(as), state: h.state, now: h.now}
+	scope := h.scope
+	for _, a := range as {
+		scope += " " + a.String()
+	}
+	return &rateLimited{next: h.next.WithAttrs(as), state: h.state, now: h.now, scope: scope}
 }
 
 func (h *rateLimited) WithGroup(name string) slog.Handler {
-	return &rateLimited{next: h.next.WithGroup(name), state: h.state, now: h.now}
+	return &rateLimited{next: h.next.WithGroup(name), state: h.state, now: h.now, scope: h.scope + " " + name + "."}
 }
