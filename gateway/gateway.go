@@ -321,6 +321,7 @@ func (g *Gateway) buildSinks(plan *Plan, b *broker.Broker) ([]*deviceSink, []pro
 			retain: *f.Publish.Retain,
 			status: plan.DeviceStatusTopic(info.Name),
 			points: make([]pointState, len(info.Points)),
+			log:    g.log.With("device", info.Name),
 		}
 		topics := plan.Topics[info.Name]
 		for i, p := range info.Points {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +25,12 @@ type pointState struct {
 	point    adapters.Point
 	topic    string
 	reporter *mappings.Reporter
+	// warned: the point's failure was logged; its recovery will be too.
+	warned bool
+	// polled: the outcome of this poll, read by Polled: 0 not read, 1 good,
+	// 2 failed (err).
+	polled int8
+	err    error
 }
 
 // deviceSink turns one device's readings into messages. The runner that
@@ -37,13 +45,18 @@ type deviceSink struct {
 	retain bool
 	status string // status topic
 	points []pointState
+	log    *slog.Logger // carries the device's name
 
-	failures int
-	online   atomic.Int32 // 0 unknown, 1 online, 2 offline
-	lastRead atomic.Int64 // unix nanoseconds of the last good poll
-	errMu    sync.Mutex
-	lastErr  string
-	lastErrT time.Time
+	// read lists the points reported in the current poll.
+	read []int
+
+	failures  int
+	offlineAt time.Time
+	online    atomic.Int32 // 0 unknown, 1 online, 2 offline
+	lastRead  atomic.Int64 // unix nanoseconds of the last good poll
+	errMu     sync.Mutex
+	lastErr   string
+	lastErrT  time.Time
 
 	readings, errors, publishes, pubErrors prometheus.Counter
 	onlineG                                prometheus.Gauge
@@ -57,7 +70,11 @@ func (s *deviceSink) Report(i int, v mappings.Value, err error, at time.Time) {
 		return
 	}
 	p := &s.points[i]
+	if p.polled == 0 {
+		s.read = append(s.read, i)
+	}
 	if err != nil {
+		p.polled, p.err = 2, err
 		s.errors.Inc()
 		s.setErr(err, at)
 		if !p.reporter.Bad() {
@@ -66,6 +83,7 @@ func (s *deviceSink) Report(i int, v mappings.Value, err error, at time.Time) {
 		s.publish(p.topic, mappings.Reading{Time: at, Err: err})
 		return
 	}
+	p.polled, p.err = 1, nil
 	s.readings.Inc()
 	v = p.point.Apply(v)
 	if !p.reporter.Should(v, at) {
@@ -92,19 +110,57 @@ func (s *deviceSink) Polled(err error) {
 		s.failures = 0
 		s.lastRead.Store(now.UnixNano())
 		s.lastReadG.Set(float64(now.UnixNano()) / 1e9)
-		if s.online.Load() != 1 {
+		if was := s.online.Load(); was != 1 {
 			s.online.Store(1)
 			s.onlineG.Set(1)
 			_ = s.pub.Publish(s.status, []byte("online"), true, 1)
+			if was == 2 {
+				s.log.Info("device online again", "offline_for", now.Sub(s.offlineAt).Round(time.Millisecond))
+			}
 		}
+		s.logPoints(true)
 		return
 	}
+	s.logPoints(false)
 	s.setErr(err, now)
 	s.failures++
 	if s.failures >= offlineAfter && s.online.Load() != 2 {
 		s.online.Store(2)
+		s.offlineAt = now
 		s.onlineG.Set(0)
 		_ = s.pub.Publish(s.status, []byte("offline"), true, 1)
+		s.log.Warn("device offline", "failed_polls", s.failures, "err", err.Error())
+	}
+}
+
+// logPoints logs, once per change, the points of a reachable device that
+// fail to read (an illegal address, a sensor fault) and their recovery.
+// When the device itself cannot be reached (reachable false) its points'
+// failures are the device's, which Polled logs as going offline.
+func (s *deviceSink) logPoints(reachable bool) {
+	var failed, recovered []string
+	var firstErr error
+	for _, i := range s.read {
+		p := &s.points[i]
+		switch {
+		case p.polled == 2 && !p.warned && reachable:
+			p.warned = true
+			failed = append(failed, p.point.Name)
+			if firstErr == nil {
+				firstErr = p.err
+			}
+		case p.polled == 1 && p.warned:
+			p.warned = false
+			recovered = append(recovered, p.point.Name)
+		}
+		p.polled, p.err = 0, nil
+	}
+	s.read = s.read[:0]
+	if len(failed) > 0 {
+		s.log.Warn("points unreadable", "points", strings.Join(failed, ","), "err", firstErr.Error())
+	}
+	if len(recovered) > 0 {
+		s.log.Info("points readable again", "points", strings.Join(recovered, ","))
 	}
 }
 
