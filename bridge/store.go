@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,7 +111,7 @@ func (b *Bridge) queueLive(topic string, m broker.Message) {
 		return
 	}
 	select {
-	case b.live <- liveMsg{topic: topic, payload: m.Payload, retain: m.Retain}:
+	case b.live <- liveMsg{topic: topic, payload: bytes.Clone(m.Payload), retain: m.Retain}:
 	default:
 		b.st.liveDropped.Add(1)
 	}

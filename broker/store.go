@@ -19,7 +19,8 @@ const StatusOrigin = "status"
 // Message is what a Store receives: one publish as the broker accepted it.
 type Message struct {
 	Topic string
-	// Payload is a copy that the store may keep.
+	// Payload is the broker's own: valid during Store, never to be
+	// changed, and copied by a store that keeps it afterwards.
 	Payload []byte
 	QoS     byte
 	Retain  bool
@@ -97,7 +98,7 @@ func (h *storeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 	durable := !inline && pk.FixedHeader.Qos > 0
 	err := h.store.Store(h.ctx, Message{
 		Topic:   pk.TopicName,
-		Payload: append([]byte(nil), pk.Payload...),
+		Payload: pk.Payload,
 		QoS:     pk.FixedHeader.Qos,
 		Retain:  pk.FixedHeader.Retain,
 		Origin:  pk.Origin,
@@ -132,7 +133,7 @@ func (h *storeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 func (h *storeHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	err := h.store.Store(h.ctx, Message{
 		Topic:   pk.TopicName,
-		Payload: append([]byte(nil), pk.Payload...),
+		Payload: pk.Payload,
 		QoS:     pk.FixedHeader.Qos,
 		Retain:  pk.FixedHeader.Retain,
 		Origin:  cl.ID,
