@@ -76,6 +76,42 @@ type Env struct {
 	StateDir func(device string) string
 }
 
+// WithDefaults returns env with every nil field filled in, so that a
+// runner needs no nil checks: a logger that discards, time.Now, a sink that
+// drops what it is given (also for a device whose Sink is nil), no
+// commands and no state folder.
+func (env Env) WithDefaults() Env {
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if sink := env.Sink; sink == nil {
+		env.Sink = func(string) Sink { return nopSink{} }
+	} else {
+		env.Sink = func(device string) Sink {
+			if s := sink(device); s != nil {
+				return s
+			}
+			return nopSink{}
+		}
+	}
+	if env.Commands == nil {
+		env.Commands = func(string) <-chan Command { return nil }
+	}
+	if env.StateDir == nil {
+		env.StateDir = func(string) string { return "" }
+	}
+	return env
+}
+
+// nopSink drops what it is given.
+type nopSink struct{}
+
+func (nopSink) Report(int, mappings.Value, error, time.Time) {}
+func (nopSink) Polled(error)                                 {}
+
 // Sink receives what a device reads. Each device's sink is used by one
 // goroutine at a time: the runner that owns its bus.
 type Sink interface {

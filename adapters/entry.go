@@ -1,6 +1,7 @@
 package adapters
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/fieldbridge/gateway/config"
@@ -15,6 +16,8 @@ type Entry struct {
 	d    *config.Decoder
 	path string
 	ok   bool
+	// points maps the name of each point added so far to its key path.
+	points map[string]string
 }
 
 // Decode decodes raw into out, a pointer to the driver's device struct,
@@ -36,16 +39,42 @@ func (e *Entry) CheckName(name string) {
 	}
 }
 
-// PollInterval checks the entry's poll_interval v: def when it is 0 or
-// absent, reported when shorter than min.
+// PollInterval checks the entry's poll_interval v: def when the key is
+// absent, reported when shorter than min. An explicit 0 is shorter than
+// min, not a request for the default. It returns def after a problem, so
+// that checks which depend on the interval go on sensibly.
 func (e *Entry) PollInterval(v, def, min time.Duration) time.Duration {
-	if v == 0 {
+	if !e.Has("poll_interval") {
 		return def
 	}
 	if v < min {
 		e.Fail(e.Key("poll_interval"), "poll_interval must be at least %s", min)
+		return def
 	}
 	return v
+}
+
+// PointPath is the key path of the entry's i-th point, such as
+// devices[2].points[0].
+func (e *Entry) PointPath(i int) string { return fmt.Sprintf("%s.points[%d]", e.path, i) }
+
+// AddPoint appends point p, configured at key path where, to info.Points
+// and returns its index there. A name that an earlier point of the entry
+// already uses is reported at where.name, even when the name is derived
+// (a gpio rate's): that is the key that would rename it. An empty name is
+// not checked; Compile has reported it.
+func (e *Entry) AddPoint(info *Info, p mappings.Point, where string) int {
+	if p.Name != "" {
+		if prev, dup := e.points[p.Name]; dup {
+			e.Fail(where+".name", "point name %q is already used by %s", p.Name, prev)
+		}
+		if e.points == nil {
+			e.points = map[string]string{}
+		}
+		e.points[p.Name] = where
+	}
+	info.Points = append(info.Points, Point{Point: p, Where: where})
+	return len(info.Points) - 1
 }
 
 // Decoder is the decoder of the file, for adapters.Compile and Has.

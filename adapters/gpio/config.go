@@ -99,19 +99,10 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 
 	dev := &Device{chip: c.Chip, interval: interval,
 		info: adapters.Info{Name: c.Name, Driver: "gpio"}}
-	names := map[string]string{} // point name -> key path
-	offsets := map[int]string{}  // line -> key path
-	addPoint := func(mp mappings.Point, where string) int {
-		if prev, dup := names[mp.Name]; dup {
-			e.Fail(where+".name", "point name %q is already used by %s", mp.Name, prev)
-		}
-		names[mp.Name] = where
-		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: where})
-		return len(dev.info.Points) - 1
-	}
+	offsets := map[int]string{} // line -> key path
 	for i := range c.Points {
 		pc := &c.Points[i]
-		pp := fmt.Sprintf("%s.points[%d]", path, i)
+		pp := e.PointPath(i)
 		ls, mp, good := checkPoint(d, pp, pc)
 		if !e.Check(good) {
 			continue
@@ -120,14 +111,14 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 			e.Fail(pp+".line", "line %d is already used by %s", ls.offset, prev)
 		}
 		offsets[ls.offset] = pp
-		ls.point = addPoint(mp, pp)
+		ls.point = e.AddPoint(&dev.info, mp, pp)
 		ls.rate = -1
 		if ls.mode == modeCounter {
 			rp, good := checkRate(d, pp, pc)
 			if !e.Check(good) {
 				continue
 			}
-			ls.rate = addPoint(rp, pp+".rate")
+			ls.rate = e.AddPoint(&dev.info, rp, pp+".rate")
 			ls.rateType = rp.Type
 		}
 		dev.lines = append(dev.lines, ls)

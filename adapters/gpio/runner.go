@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/backoff"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
@@ -78,7 +79,7 @@ func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 	s := r.newSession(env)
 	defer s.stop()
 	s.loadTotals()
-	backoff := r.minBackoff
+	fails := 0 // failures since the lines last opened
 	for {
 		err := s.openLines()
 		if err == nil {
@@ -86,7 +87,7 @@ func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 				s.log.Info("gpio lines open again")
 			}
 			s.openErr, s.lastLog = nil, ""
-			backoff = r.minBackoff
+			fails = 0
 			err = s.serve(ctx)
 			s.closeLines()
 			if err == nil {
@@ -96,37 +97,21 @@ func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.fail(err, backoff)
-		if !s.wait(ctx, backoff) {
+		fails++
+		wait := backoff.Delay(r.minBackoff, r.maxBackoff, fails)
+		s.fail(err, wait)
+		if !s.wait(ctx, wait) {
 			return nil
 		}
-		backoff = min(2*backoff, r.maxBackoff)
 	}
 }
 
 func (r *runner) newSession(env adapters.Env) *session {
 	d := r.dev
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if env.Now == nil {
-		env.Now = time.Now
-	}
+	env = env.WithDefaults()
 	s := &session{r: r, dev: d, env: env, events: make(chan lineEdge, eventQueue),
-		log: log.With("driver", "gpio", "device", d.info.Name, "chip", d.chip)}
-	if env.Sink != nil {
-		s.sink = env.Sink(d.info.Name)
-	}
-	if s.sink == nil {
-		s.sink = nopSink{}
-	}
-	if env.Commands != nil {
-		s.cmds = env.Commands(d.info.Name)
-	}
-	if env.StateDir != nil {
-		s.stateDir = env.StateDir(d.info.Name)
-	}
+		log:  env.Log.With("driver", "gpio", "device", d.info.Name, "chip", d.chip),
+		sink: env.Sink(d.info.Name), cmds: env.Commands(d.info.Name), stateDir: env.StateDir(d.info.Name)}
 	s.settle = time.NewTimer(time.Hour)
 	s.settle.Stop()
 	s.lines = make([]lineState, len(d.lines))
@@ -138,11 +123,6 @@ func (r *runner) newSession(env adapters.Env) *session {
 	}
 	return s
 }
-
-type nopSink struct{}
-
-func (nopSink) Report(int, mappings.Value, error, time.Time) {}
-func (nopSink) Polled(error)                                 {}
 
 func (s *session) hasCounters() bool {
 	for _, ls := range s.lines {

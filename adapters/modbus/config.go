@@ -257,13 +257,12 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 	base := e.Path()
 
 	dev := &Device{
-		info:     adapters.Info{Name: c.Name, Driver: Driver{}.Name()},
-		unit:     1,
-		timeout:  defaultTimeout,
-		interval: defaultPollInterval,
-		maxRegs:  MaxRegistersPerRead,
-		maxBits:  MaxBitsPerRead,
-		maxGap:   defaultMaxGap,
+		info:    adapters.Info{Name: c.Name, Driver: Driver{}.Name()},
+		unit:    1,
+		timeout: defaultTimeout,
+		maxRegs: MaxRegistersPerRead,
+		maxBits: MaxBitsPerRead,
+		maxGap:  defaultMaxGap,
 	}
 
 	switch ep, err := parseURL(c.URL); {
@@ -293,13 +292,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 			dev.timeout = c.Timeout
 		}
 	}
-	if c.PollInterval != 0 || e.Has("poll_interval") {
-		if c.PollInterval < MinPollInterval {
-			e.Fail(e.Key("poll_interval"), "poll_interval must be at least %s", MinPollInterval)
-		} else {
-			dev.interval = c.PollInterval
-		}
-	}
+	dev.interval = e.PollInterval(c.PollInterval, defaultPollInterval, MinPollInterval)
 	limit := func(k string, v *int, lo, hi int, dst *int) {
 		if v == nil {
 			return
@@ -333,11 +326,10 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 	if len(c.Points) == 0 {
 		e.Fail(e.Key("points"), "a modbus device needs at least one point")
 	}
-	names := map[string]bool{}
 	intervals := map[int]bool{}
 	for i := range c.Points {
 		pc := &c.Points[i]
-		pp := fmt.Sprintf("%s.points[%d]", base, i)
+		pp := e.PointPath(i)
 		t, tok := parseTable(pc.Table)
 		opts := t.options()
 		switch {
@@ -353,12 +345,6 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		}
 		mp, mok := adapters.Compile(e.Decoder(), pp, &pc.Spec, opts)
 		e.Check(mok)
-		if mp.Name != "" {
-			if names[mp.Name] {
-				e.Fail(e.At(pp, "name"), "point name %q is used twice in device %s", mp.Name, c.Name)
-			}
-			names[mp.Name] = true
-		}
 		p := point{mp: mp, table: t, n: 1, every: 1}
 		if !t.bits() && mok {
 			p.n = mp.Registers()
@@ -388,7 +374,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		}
 		intervals[p.every] = true
 		dev.points = append(dev.points, p)
-		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: pp})
+		e.AddPoint(&dev.info, mp, pp)
 	}
 	if len(intervals) > maxSchedules {
 		e.Fail(base, "the points use %d different poll_intervals; at most %d are supported", len(intervals), maxSchedules)

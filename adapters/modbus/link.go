@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fieldbridge/gateway/adapters/internal/backoff"
 	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 	gridx "github.com/grid-x/modbus"
@@ -68,8 +69,7 @@ func (l *link) call(ctx context.Context, unit byte, timeout time.Duration, fn fu
 				return nil, ctx.Err()
 			}
 			l.openFails++
-			wait := min(linkRetryMin<<min(l.openFails-1, 10), linkRetryMax)
-			l.downUntil, l.downErr = time.Now().Add(wait), err
+			l.downUntil, l.downErr = time.Now().Add(backoff.Delay(linkRetryMin, linkRetryMax, l.openFails)), err
 			return nil, err
 		}
 		l.openFails = 0

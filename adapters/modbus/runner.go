@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/backoff"
 	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,23 +100,12 @@ type devState struct {
 	multiCoil, multiReg bool
 }
 
-type nopSink struct{}
-
-func (nopSink) Report(int, mappings.Value, error, time.Time) {}
-func (nopSink) Polled(error)                                 {}
-
 // Run implements adapters.Runner. It polls each device at its ticks,
 // applies commands between polls in arrival order, and returns nil when
 // ctx ends, closing the connection.
 func (r *runner) Run(ctx context.Context, env adapters.Env) error {
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("driver", "modbus", "url", r.ep.String())
-	if env.Now == nil {
-		env.Now = time.Now
-	}
+	env = env.WithDefaults()
+	log := env.Log.With("driver", "modbus", "url", r.ep.String())
 	env.Log = log
 	l := newLink(r.ep, r.mode)
 	defer l.close()
@@ -134,16 +123,8 @@ func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 	states := make([]*devState, len(r.devs))
 	for i, d := range r.devs {
 		st := &devState{dev: d, pl: newPlanner(d.points, d.maxRegs, d.maxBits, d.maxGap),
+			sink: env.Sink(d.info.Name), cmds: env.Commands(d.info.Name),
 			start: start, last: -1, next: start}
-		if env.Sink != nil {
-			st.sink = env.Sink(d.info.Name)
-		}
-		if st.sink == nil {
-			st.sink = nopSink{}
-		}
-		if env.Commands != nil {
-			st.cmds = env.Commands(d.info.Name)
-		}
 		if st.cmds != nil {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(st.cmds)})
 			caseDev = append(caseDev, st)
@@ -220,7 +201,7 @@ func (r *runner) poll(ctx context.Context, env adapters.Env, l *link, st *devSta
 	}
 	st.fails++
 	if st.fails >= backoffAfter {
-		wait := min(d.interval<<min(st.fails-backoffAfter+1, 20), max(maxBackoff, d.interval))
+		wait := backoff.Delay(2*d.interval, max(maxBackoff, d.interval), st.fails-backoffAfter+1)
 		ticks := (time.Now().Add(wait).Sub(st.start) + d.interval - 1) / d.interval
 		st.next = st.start.Add(ticks * d.interval)
 		env.Log.Debug("device backs off", "device", d.info.Name, "failures", st.fails, "next", st.next)

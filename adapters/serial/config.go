@@ -96,14 +96,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		default:
 			dev.request = req
 		}
-		dev.every = defaultPollInterval
-		if e.Has("poll_interval") {
-			if c.PollInterval < MinPollInterval {
-				e.Fail(e.Key("poll_interval"), "poll_interval must be at least %s", MinPollInterval)
-			} else {
-				dev.every = c.PollInterval
-			}
-		}
+		dev.every = e.PollInterval(c.PollInterval, defaultPollInterval, MinPollInterval)
 		dev.respTO = min(defaultResponseTimeout, dev.every)
 		if e.Has("response_timeout") {
 			switch {
@@ -155,7 +148,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		e.Fail(e.Key("pattern"), "pattern applies only to format regex")
 	}
 
-	pc := pointsConfig{e: e, device: c.Name, points: c.Points}
+	pc := pointsConfig{e: e, points: c.Points}
 	switch dev.format {
 	case FormatNMEA:
 		dev.parser = pc.nmea(&dev.info)
@@ -221,9 +214,7 @@ func unescape(s string) ([]byte, error) {
 // pointsConfig compiles the points of one device entry for its format.
 type pointsConfig struct {
 	e      *adapters.Entry
-	device string
 	points []pointConfig
-	names  map[string]bool
 }
 
 func (pc *pointsConfig) fail(p, format string, args ...any) { pc.e.Fail(p, format, args...) }
@@ -231,7 +222,7 @@ func (pc *pointsConfig) fail(p, format string, args ...any) { pc.e.Fail(p, forma
 // at is the key path of key k of point i, or the point's own path when k
 // is absent.
 func (pc *pointsConfig) at(i int, k string) string {
-	pp := fmt.Sprintf("%s.points[%d]", pc.e.Path(), i)
+	pp := pc.e.PointPath(i)
 	if k == "" {
 		return pp
 	}
@@ -253,24 +244,14 @@ func (pc *pointsConfig) refuse(i int, p *pointConfig, format string) {
 	}
 }
 
-// compile checks point i's mapping keys and its name's uniqueness, and adds
-// it to info. ok is false when the point is unusable.
-func (pc *pointsConfig) compile(info *adapters.Info, i int, p *pointConfig, def mappings.Type) (mappings.Point, bool) {
+// compile checks point i's mapping keys and adds it to info, which checks
+// its name's uniqueness. It returns the point's index in info.Points; ok is
+// false when the point's mapping is unusable.
+func (pc *pointsConfig) compile(info *adapters.Info, i int, p *pointConfig, def mappings.Type) (n int, mp mappings.Point, ok bool) {
 	pp := pc.at(i, "")
-	mp, ok := adapters.Compile(pc.e.Decoder(), pp, &p.Spec, mappings.Options{DefaultType: def, ReadOnly: true})
+	mp, ok = adapters.Compile(pc.e.Decoder(), pp, &p.Spec, mappings.Options{DefaultType: def, ReadOnly: true})
 	pc.e.Check(ok)
-	if mp.Name != "" {
-		if pc.names == nil {
-			pc.names = map[string]bool{}
-		}
-		if pc.names[mp.Name] {
-			pc.fail(pc.at(i, "name"), "point name %q is used twice in device %s", mp.Name, pc.device)
-			ok = false
-		}
-		pc.names[mp.Name] = true
-	}
-	info.Points = append(info.Points, adapters.Point{Point: mp, Where: pp})
-	return mp, ok
+	return pc.e.AddPoint(info, mp, pp), mp, ok
 }
 
 // needPoints reports a json, kv or regex device without points.
@@ -294,8 +275,7 @@ func (pc *pointsConfig) nmea(info *adapters.Info) func() parser {
 		for q := range nmeaCount {
 			spec := mappings.Spec{Name: q.name(), Unit: q.unit()}
 			mp, _ := spec.Compile(mappings.Options{DefaultType: q.typ(), ReadOnly: true})
-			idx[q] = len(info.Points)
-			info.Points = append(info.Points, adapters.Point{Point: mp, Where: pc.e.Path()})
+			idx[q] = pc.e.AddPoint(info, mp, pc.e.Path())
 		}
 	}
 	for i := range pc.points {
@@ -316,8 +296,7 @@ func (pc *pointsConfig) nmea(info *adapters.Info) func() parser {
 		if known {
 			def = q.typ()
 		}
-		n := len(info.Points)
-		if _, ok := pc.compile(info, i, p, def); ok && known {
+		if n, _, ok := pc.compile(info, i, p, def); ok && known {
 			idx[q] = n
 		}
 	}
@@ -332,8 +311,7 @@ func (pc *pointsConfig) each(info *adapters.Info, format string, def mappings.Ty
 	for i := range pc.points {
 		p := &pc.points[i]
 		pc.refuse(i, p, format)
-		n := len(info.Points)
-		mp, ok := pc.compile(info, i, p, def)
+		n, mp, ok := pc.compile(info, i, p, def)
 		use(i, p, n, mp, ok)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/backoff"
 	"github.com/fieldbridge/gateway/adapters/internal/serialline"
 	"github.com/fieldbridge/gateway/mappings"
 	goserial "go.bug.st/serial"
@@ -30,42 +31,25 @@ type runner struct {
 	conflict string
 }
 
-type nopSink struct{}
-
-func (nopSink) Report(int, mappings.Value, error, time.Time) {}
-func (nopSink) Polled(error)                                 {}
-
 // Run implements adapters.Runner. It reads the port until ctx ends,
 // reopening it with backoff whenever it fails; each failure is reported
 // through Sink.Polled, so the gateway marks the device offline after a few.
 func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 	d := r.dev
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("driver", "serial", "device", d.info.Name, "port", d.port)
-	now := env.Now
-	if now == nil {
-		now = time.Now
-	}
-	var sink adapters.Sink = nopSink{}
-	if env.Sink != nil {
-		if s := env.Sink(d.info.Name); s != nil {
-			sink = s
-		}
-	}
+	env = env.WithDefaults()
+	log := env.Log.With("driver", "serial", "device", d.info.Name, "port", d.port)
+	sink := env.Sink(d.info.Name)
 	if r.conflict != "" {
 		err := fmt.Errorf("%w: %s is already read by device %s; a port carries one sensor's lines", ErrPort, d.port, r.conflict)
 		log.Error("device cannot share the port", "err", err)
 		for fails := 1; ; fails++ {
 			sink.Polled(err)
-			if !wait(ctx, backoff(fails)) {
+			if !wait(ctx, backoff.Delay(reopenMin, reopenMax, fails)) {
 				return nil
 			}
 		}
 	}
-	s := &session{dev: d, sink: sink, now: now, log: log, parser: d.parser(),
+	s := &session{dev: d, sink: sink, now: env.Now, log: log, parser: d.parser(),
 		split: splitter{max: d.maxLine}, buf: make([]byte, readChunk)}
 	s.emit = func(i int, v mappings.Value, err error) { s.sink.Report(i, v, err, s.at) }
 	fails := 0
@@ -88,15 +72,10 @@ func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 			log.Debug("serial port still failing", "err", err, "failures", fails)
 		}
 		sink.Polled(err)
-		if !wait(ctx, backoff(fails)) {
+		if !wait(ctx, backoff.Delay(reopenMin, reopenMax, fails)) {
 			return nil
 		}
 	}
-}
-
-// backoff is the wait before the fails-th reopen.
-func backoff(fails int) time.Duration {
-	return min(reopenMin<<min(max(fails-1, 0), 16), reopenMax)
 }
 
 // wait sleeps for d, or until ctx ends; it reports whether ctx is still live.

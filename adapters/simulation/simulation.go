@@ -94,9 +94,8 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 	}
 	dev := &Device{interval: interval, seed: c.Seed,
 		info: adapters.Info{Name: c.Name, Driver: "simulation"}}
-	names := map[string]bool{}
 	for i, pc := range c.Points {
-		pp := fmt.Sprintf("%s.points[%d]", path, i)
+		pp := e.PointPath(i)
 		def := mappings.Float64
 		if pc.Waveform == Counter {
 			def = mappings.Uint64
@@ -105,10 +104,6 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 		if !e.Check(ok) {
 			continue
 		}
-		if names[mp.Name] {
-			e.Fail(pp+".name", "point name %q is used twice in device %s", mp.Name, c.Name)
-		}
-		names[mp.Name] = true
 		p := point{wave: pc.Waveform, period: pc.Period, min: 0, max: 100, step: pc.Step, typ: mp.Type}
 		if pc.Min != nil {
 			p.min = *pc.Min
@@ -156,7 +151,7 @@ func (Driver) Configure(raw config.Raw) adapters.Device {
 			p.step = (p.max - p.min) / 100
 		}
 		dev.points = append(dev.points, p)
-		dev.info.Points = append(dev.info.Points, adapters.Point{Point: mp, Where: pp})
+		e.AddPoint(&dev.info, mp, pp)
 	}
 	if !e.OK() {
 		return nil
@@ -179,6 +174,7 @@ type runner struct {
 
 func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 	d := r.dev
+	env = env.WithDefaults()
 	sink := env.Sink(d.info.Name)
 	seed := d.seed
 	if seed == 0 {
@@ -192,10 +188,7 @@ func (r *runner) Run(ctx context.Context, env adapters.Env) error {
 			state[i] = (p.min + p.max) / 2
 		}
 	}
-	var cmds <-chan adapters.Command
-	if env.Commands != nil {
-		cmds = env.Commands(d.info.Name)
-	}
+	cmds := env.Commands(d.info.Name)
 	start := env.Now()
 	tick := time.NewTicker(d.interval)
 	defer tick.Stop()
