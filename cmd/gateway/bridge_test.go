@@ -250,9 +250,13 @@ func TestKill9MidBatchedReplay(t *testing.T) {
 `)
 	gw, stderr := startGateway(t, k.path)
 	k.publishCounts(t, n, stderr)
-
+	// Stopped and started again once the cloud's subscriber is in place, so
+	// that no batch reaches the cloud before someone listens.
+	gw.Process.Signal(syscall.SIGTERM)
+	gw.Wait()
 	k.cloud.start(t)
 	got := k.cloud.subscribe(t, "site/#")
+	gw, _ = startGateway(t, k.path)
 	next, batches := 0, 0
 	take := func(limit time.Duration, until func() bool) {
 		t.Helper()
