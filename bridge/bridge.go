@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,9 +127,10 @@ type liveMsg struct {
 	retain  bool
 }
 
-// New builds a bridge for a configuration checked by config.Load. It does
-// no I/O: certificates and password_file are read at each connection
-// attempt by Run.
+// New builds a bridge for a configuration checked by config.Load; settings
+// left unset are filled in by cfg.WithDefaults, as Load does. It does no
+// I/O: certificates and password_file are read at each connection attempt
+// by Run.
 func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 	if opts.Buffer == nil {
 		return nil, fmt.Errorf("bridge %s: Options.Buffer is nil", cfg.Name)
@@ -143,6 +143,13 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 	}
 	if cfg.Name == "" {
 		return nil, errors.New("bridge: the configuration has no name")
+	}
+	cfg = cfg.WithDefaults()
+	// config.Load refuses these; from a hand-built configuration they
+	// would make a negative channel size or retries without a pause.
+	if cfg.Inflight < 1 || cfg.MaxPayload < 1 || cfg.Keepalive < 0 || cfg.Reconnect.Min <= 0 {
+		return nil, fmt.Errorf("bridge %s: inflight (%d), max_payload (%d) and reconnect.min (%s) must be positive and keepalive (%s) not negative",
+			cfg.Name, cfg.Inflight, cfg.MaxPayload, cfg.Reconnect.Min, cfg.Keepalive)
 	}
 	ep, err := parseEndpoint(cfg.URL, cfg.TLS.ServerName)
 	if err != nil {
@@ -168,7 +175,7 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		clientID:   strings.ReplaceAll(cfg.ClientID, "{gateway}", opts.GatewayID),
 		origin:     broker.InlineOrigin(cfg.Name),
 		inflight:   cfg.Inflight,
-		bufferQoS0: cfg.BufferQoS0 == nil || *cfg.BufferQoS0,
+		bufferQoS0: *cfg.BufferQoS0,
 		keepalive:  cfg.Keepalive,
 		buf:        opts.Buffer,
 		local:      opts.Local,
@@ -179,9 +186,6 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		live:       make(chan liveMsg, liveQueue),
 	}
 	if b.clientID == "" {
-		b.clientID = opts.GatewayID
-	}
-	if b.clientID == "" {
 		return nil, fmt.Errorf("bridge %s: no client_id and no gateway id", cfg.Name)
 	}
 	prof, ok := config.LookupProfile(cfg.Profile)
@@ -189,37 +193,18 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		return nil, fmt.Errorf("bridge %s: unknown profile %q", cfg.Name, cfg.Profile)
 	}
 	b.subscribeChunk = prof.FiltersPerSubscribe
-	// As config.Load fills them: unset limits are the profile's.
-	rate, byteRate := cmp.Or(cfg.MaxRate, prof.Rate), float64(cmp.Or(cfg.MaxByteRate, prof.ByteRate))
+	rate, byteRate := cfg.MaxRate, float64(cfg.MaxByteRate)
 	b.limit = newLimiter(rate, byteRate)
-	if b.inflight <= 0 {
-		b.inflight = prof.Inflight
-	}
-	if b.maxPayload <= 0 {
-		b.maxPayload = int(prof.Payload)
-	}
 	b.limits = Limits{Profile: prof.Name, MaxRate: rate, MaxByteRate: byteRate, Inflight: b.inflight, MaxPayload: b.maxPayload}
-	if b.keepalive <= 0 {
-		b.keepalive = config.DefaultKeepalive
-	}
 	b.keepalive = max(b.keepalive, time.Second)
 	b.pingTimeout = min(max(b.keepalive/2, time.Second), 10*time.Second)
 	b.connectTimeout = min(max(b.keepalive, 5*time.Second), 30*time.Second)
 	b.writeTimeout = b.connectTimeout
-	if b.cfg.Reconnect.Min <= 0 {
-		b.cfg.Reconnect.Min = config.DefaultReconnectMin
-	}
-	if b.cfg.Reconnect.Max < b.cfg.Reconnect.Min {
-		b.cfg.Reconnect.Max = max(b.cfg.Reconnect.Min, config.DefaultReconnectMax)
-	}
 	for i, r := range cfg.Routes {
-		qos := byte(1)
-		if r.QoS != nil {
-			if *r.QoS < 0 || *r.QoS > 2 {
-				return nil, fmt.Errorf("bridge %s: routes[%d]: qos %d", cfg.Name, i, *r.QoS)
-			}
-			qos = byte(*r.QoS)
+		if *r.QoS < 0 || *r.QoS > 2 {
+			return nil, fmt.Errorf("bridge %s: routes[%d]: qos %d", cfg.Name, i, *r.QoS)
 		}
+		qos := byte(*r.QoS)
 		if err := mappings.ValidTopicFilter(r.Filter); err != nil {
 			return nil, fmt.Errorf("bridge %s: routes[%d]: %w", cfg.Name, i, err)
 		}
@@ -230,11 +215,11 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 				br := batchRoute{
 					remote:      r.RemotePrefix + r.Filter,
 					topic:       bt.Topic,
-					maxMessages: cmp.Or(bt.MaxMessages, config.DefaultBatchCount),
-					maxBytes:    int(cmp.Or(bt.MaxBytes, config.DefaultBatchBytes)),
-					maxDelay:    cmp.Or(bt.MaxDelay, config.DefaultBatchDelay),
+					maxMessages: bt.MaxMessages,
+					// config.Load refuses more; a hand-built one is capped.
+					maxBytes: min(int(bt.MaxBytes), b.maxPayload),
+					maxDelay: bt.MaxDelay,
 				}
-				br.maxBytes = min(br.maxBytes, b.maxPayload)
 				if err := mappings.ValidTopicFilter(br.remote); err != nil {
 					return nil, fmt.Errorf("bridge %s: routes[%d]: remote_prefix and filter: %w", cfg.Name, i, err)
 				}

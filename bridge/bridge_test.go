@@ -18,6 +18,7 @@ import (
 	"github.com/fieldbridge/gateway/buffer"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // localMsg is a message an inline subscriber of the local broker saw.
@@ -68,7 +69,12 @@ func TestInRoute(t *testing.T) {
 		{Direction: "out", Filter: "gw1/#", QoS: &one, RemotePrefix: "sites/a/"},
 		{Direction: "in", Filter: "sites/a/gw1/+/+/set", QoS: &one, StripPrefix: "sites/a/"},
 	}
-	r := newRig(t, cfg, rigOpts{users: []config.User{{Username: "cloud-commands", Publish: []string{"gw1/boiler/+/set"}}}})
+	// config.CheckBroker wants a password_hash here: no listener takes client certificates.
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, cfg, rigOpts{users: []config.User{{Username: "cloud-commands", PasswordHash: string(hash), Publish: []string{"gw1/boiler/+/set"}}}})
 	local := &localSub{}
 	if err := r.brk.Subscribe("gw1/#", 1, local.handle); err != nil {
 		t.Fatal(err)
@@ -627,4 +633,51 @@ func openTestBuffer(t *testing.T) *buffer.Log {
 	}
 	t.Cleanup(func() { buf.Close() })
 	return buf
+}
+
+// TestNewFillsDefaults: a hand-built configuration that leaves settings
+// unset gets config.Load's defaults, from config.Bridge.WithDefaults, and
+// the caller's configuration is left as it was.
+func TestNewFillsDefaults(t *testing.T) {
+	buf := openTestBuffer(t)
+	cfg := config.Bridge{
+		Name: "cloud", URL: "mqtts://cloud.example.com:8883",
+		Routes: []config.Route{{Direction: "out", Filter: "gw/#", Batch: &config.Batch{}}},
+	}
+	b, err := New(cfg, Options{GatewayID: "gw", Buffer: buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Routes[0].QoS != nil || *cfg.Routes[0].Batch != (config.Batch{}) {
+		t.Errorf("New changed the caller's configuration: %+v", cfg.Routes[0])
+	}
+	if b.clientID != "gw" || b.keepalive != config.DefaultKeepalive || !b.bufferQoS0 ||
+		b.cfg.Reconnect != (config.Reconnect{Min: config.DefaultReconnectMin, Max: config.DefaultReconnectMax}) {
+		t.Errorf("client id %q, keepalive %s, buffer_qos0 %v, reconnect %+v", b.clientID, b.keepalive, b.bufferQoS0, b.cfg.Reconnect)
+	}
+	if len(b.out) != 1 || b.out[0].qos != 1 {
+		t.Errorf("out-routes %+v, want one at QoS 1", b.out)
+	}
+	if len(b.batched) != 1 || b.batched[0].maxMessages != config.DefaultBatchCount ||
+		b.batched[0].maxBytes != int(config.DefaultBatchBytes) || b.batched[0].maxDelay != config.DefaultBatchDelay {
+		t.Errorf("batch %+v, want the defaults", b.batched)
+	}
+	want := Limits{Profile: "generic", Inflight: config.DefaultInflight, MaxPayload: int(config.MaxPayloadLimit)}
+	if got := b.Status().Limits; got != want {
+		t.Errorf("limits %+v, want %+v", got, want)
+	}
+
+	// What config.Load refuses and the bridge cannot run with.
+	for _, bad := range []func(*config.Bridge){
+		func(c *config.Bridge) { c.Inflight = -1 },
+		func(c *config.Bridge) { c.MaxPayload = -1 },
+		func(c *config.Bridge) { c.Keepalive = -time.Second },
+		func(c *config.Bridge) { c.Reconnect.Min = -time.Second },
+	} {
+		c := cfg
+		bad(&c)
+		if _, err := New(c, Options{GatewayID: "gw", Buffer: buf}); err == nil {
+			t.Errorf("New accepted %+v", c)
+		}
+	}
 }

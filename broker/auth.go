@@ -296,9 +296,3 @@ func tlsState(c net.Conn) *tls.ConnectionState {
 		}
 	}
 }
-
-// isBcrypt reports whether hash parses as a bcrypt hash.
-func isBcrypt(hash string) bool {
-	_, err := bcrypt.Cost([]byte(hash))
-	return err == nil && strings.HasPrefix(hash, "$2")
-}

@@ -64,12 +64,17 @@ func TestAnonymousRefusedOffLoopback(t *testing.T) {
 }
 
 func TestPasswords(t *testing.T) {
+	pki := brokertest.NewPKI(t)
 	b, tl := startBroker(t, config.Broker{
 		Users: []config.User{
 			{Username: "scada", PasswordHash: fastHash(t, "s3cret-pw")},
 			{Username: "certonly"},
 		},
-		Listeners: []config.Listener{tcpListener("local")},
+		Listeners: []config.Listener{
+			tcpListener("local"),
+			// A user without password_hash needs a listener that takes certificates.
+			{Name: "plant", Type: TypeTLS, Address: "127.0.0.1:0", CertFile: pki.ServerCertFile, KeyFile: pki.ServerKeyFile, ClientCAFile: pki.CAFile},
+		},
 	})
 	u := brokerURL(t, b, "tcp", "local")
 	mustConnect(t, clientOpts(u).SetUsername("scada").SetPassword("s3cret-pw"))

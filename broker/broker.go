@@ -95,20 +95,18 @@ type Broker struct {
 	guard *retainGuard
 }
 
-// New checks the configuration and builds the broker. It does no I/O:
+// New checks the configuration with config.CheckBroker, refusing it with
+// that error (a config.Errors), and builds the broker. It does no I/O:
 // certificate files are read and sockets bound by Start.
 func New(cfg config.Broker, log *slog.Logger) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	users, specs, err := validate(cfg)
-	if err != nil {
+	if err := config.CheckBroker(cfg); err != nil {
 		return nil, err
 	}
-	maxClients := cfg.MaxClients
-	if maxClients == 0 {
-		maxClients = config.DefaultMaxClients
-	}
+	users, specs := authTables(cfg)
+	maxClients := cfg.ClientLimit()
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	// max_clients is enforced by the auth hook (see holdClientSlot), so

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,49 +79,74 @@ func checkLevel(s string) error {
 	return nil
 }
 
-func (f *File) checkBroker() {
-	d, b := f.dec, f.Broker
-	if b.MaxClients < 1 || b.MaxClients > MaxClientsLimit {
-		d.Errorf("broker.max_clients", "max_clients must be between 1 and %d (the gateway keeps below 1024 open files), got %d", MaxClientsLimit, b.MaxClients)
+// CheckBroker checks a broker section on its own, as Load does, and does no
+// I/O. It is what broker.New refuses a configuration with, so a broker
+// built without Load meets the same rules. MaxClients 0 stands for
+// DefaultMaxClients; listener names and types are not filled in. The
+// error, when not nil, is an Errors without file positions, each naming
+// its key path (broker.listeners[1].address).
+func CheckBroker(b Broker) error {
+	var errs Errors
+	checkBroker(b, func(path, format string, args ...any) {
+		errs = append(errs, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+	})
+	return errs.Err()
+}
+
+func (f *File) checkBroker() { checkBroker(f.Broker, f.dec.Errorf) }
+
+// checkBroker reports every problem of b through errorf, by key path.
+func checkBroker(b Broker, errorf func(path, format string, args ...any)) {
+	if n := b.ClientLimit(); n < 1 || n > MaxClientsLimit {
+		errorf("broker.max_clients", "max_clients must be between 1 and %d (the gateway keeps below 1024 open files), got %d", MaxClientsLimit, n)
 	}
 	names := map[string]bool{}
 	addrs := map[string]bool{}
 	for i, l := range b.Listeners {
 		p := fmt.Sprintf("broker.listeners[%d]", i)
-		if names[l.Name] {
-			d.Errorf(p+".name", "listener name %q is used twice", l.Name)
+		switch {
+		case l.Name == "":
+			errorf(p+".name", "a listener needs a name")
+		case names[l.Name]:
+			errorf(p+".name", "listener name %q is used twice", l.Name)
 		}
 		names[l.Name] = true
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
-			d.Errorf(p+".address", "want host:port such as 127.0.0.1:1883, got %q", l.Address)
-		} else if addrs[l.Address] {
-			d.Errorf(p+".address", "address %s is used by another listener", l.Address)
+		_, port, err := net.SplitHostPort(l.Address)
+		n, perr := strconv.ParseUint(port, 10, 16)
+		switch {
+		case err != nil:
+			errorf(p+".address", "want host:port such as 127.0.0.1:1883, got %q", l.Address)
+		case perr != nil:
+			errorf(p+".address", "port %q is not a number from 0 to 65535", port)
+		case n != 0 && addrs[l.Address]:
+			// Port 0 takes a free port at each bind, so it cannot collide.
+			errorf(p+".address", "address %s is used by another listener", l.Address)
 		}
 		addrs[l.Address] = true
 		switch l.Type {
 		case "tcp":
 			if l.CertFile != "" || l.KeyFile != "" || l.ClientCAFile != "" {
-				d.Errorf(p+".type", "a tcp listener takes no certificates: use type: tls")
+				errorf(p+".type", "a tcp listener takes no certificates: use type: tls")
 			}
 		case "tls":
 			if l.CertFile == "" || l.KeyFile == "" {
-				d.Errorf(p, "a tls listener needs cert_file and key_file")
+				errorf(p, "a tls listener needs cert_file and key_file")
 			}
 		case "websocket":
 			if (l.CertFile == "") != (l.KeyFile == "") {
-				d.Errorf(p, "a websocket listener with TLS needs both cert_file and key_file")
+				errorf(p, "a websocket listener with TLS needs both cert_file and key_file")
 			}
 			if l.ClientCAFile != "" && l.CertFile == "" {
-				d.Errorf(p+".client_ca_file", "client_ca_file needs cert_file and key_file")
+				errorf(p+".client_ca_file", "client_ca_file needs cert_file and key_file")
 			}
 		default:
-			d.Errorf(p+".type", "unknown listener type %q (want tcp, tls or websocket)", l.Type)
+			errorf(p+".type", "unknown listener type %q (want tcp, tls or websocket)", l.Type)
 		}
 		if len(l.AllowedOrigins) > 0 && l.Type != "websocket" {
-			d.Errorf(p+".allowed_origins", "allowed_origins applies to websocket listeners only")
+			errorf(p+".allowed_origins", "allowed_origins applies to websocket listeners only")
 		}
 		if !IsLoopback(l.Address) && len(b.Users) == 0 && l.ClientCAFile == "" {
-			d.Errorf(p+".address", "listener %q on %s is reachable from the network but the broker has no users and the listener no client_ca_file: anyone could read and write; bind it to 127.0.0.1 or configure broker.users or client_ca_file", l.Name, l.Address)
+			errorf(p+".address", "listener %q on %s is reachable from the network but the broker has no users and the listener no client_ca_file: anyone could read and write; bind it to 127.0.0.1 or configure broker.users or client_ca_file", l.Name, l.Address)
 		}
 	}
 	mtls := false
@@ -131,29 +157,36 @@ func (f *File) checkBroker() {
 	for i, u := range b.Users {
 		p := fmt.Sprintf("broker.users[%d]", i)
 		if u.Username == "" {
-			d.Errorf(p+".username", "a user needs a username")
+			errorf(p+".username", "a user needs a username")
 		} else if users[u.Username] {
-			d.Errorf(p+".username", "user %q is defined twice", u.Username)
+			errorf(p+".username", "user %q is defined twice", u.Username)
 		}
 		users[u.Username] = true
 		if u.PasswordHash == "" {
 			if !mtls {
-				d.Errorf(p, "user %q needs password_hash (a bcrypt hash: run `gateway passwd`), or a listener with client_ca_file for certificate login", u.Username)
+				errorf(p, "user %q needs password_hash (a bcrypt hash: run `gateway passwd`), or a listener with client_ca_file for certificate login", u.Username)
 			}
-		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
-			d.Errorf(p+".password_hash", "not a bcrypt hash (run `gateway passwd` to make one)")
+		} else if !isBcrypt(u.PasswordHash) {
+			errorf(p+".password_hash", "not a bcrypt hash (run `gateway passwd` to make one)")
 		}
 		for j, t := range u.Publish {
 			if err := mappings.ValidTopicFilter(t); err != nil {
-				d.Errorf(fmt.Sprintf("%s.publish[%d]", p, j), "%v", err)
+				errorf(fmt.Sprintf("%s.publish[%d]", p, j), "%v", err)
 			}
 		}
 		for j, t := range u.Subscribe {
 			if err := mappings.ValidTopicFilter(t); err != nil {
-				d.Errorf(fmt.Sprintf("%s.subscribe[%d]", p, j), "%v", err)
+				errorf(fmt.Sprintf("%s.subscribe[%d]", p, j), "%v", err)
 			}
 		}
 	}
+}
+
+// isBcrypt reports whether hash is a bcrypt hash ($2a$, $2b$ or $2y$).
+// bcrypt.Cost alone also parses "$1$..." strings of the right shape.
+func isBcrypt(hash string) bool {
+	_, err := bcrypt.Cost([]byte(hash))
+	return err == nil && strings.HasPrefix(hash, "$2")
 }
 
 func (f *File) checkBridges() {

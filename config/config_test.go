@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +280,96 @@ func TestAliasBomb(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("parsing an alias bomb does not end")
+	}
+}
+
+// TestCheckBroker: CheckBroker is the check Load runs on the broker
+// section, so both give the same key paths and messages; CheckBroker's
+// have no file position.
+func TestCheckBroker(t *testing.T) {
+	y := minimal + `broker:
+  max_clients: 901
+  listeners:
+    - {name: a, type: tcp, address: "127.0.0.1:1883"}
+    - {name: a, type: websocket, address: "127.0.0.1:1883", cert_file: c}
+    - {name: b, type: tcp, address: "127.0.0.1:99999"}
+    - {name: c, type: tcp, address: "0.0.0.0:1884"}
+  users:
+    - {username: u, publish: ["a/#/b"]}
+    - {username: u, password_hash: "$1a$04$XB5FTTaTuvQ.6CpqEJcLlebBvkznF9OYgZygDU.AlfhhkkYc4YRdW"}
+`
+	f, errs := parse(t, y, nil)
+	wantErrors(t, errs,
+		"test.yaml:5:16: broker.max_clients: max_clients must be between 1 and 900",
+		"broker.listeners[1].name: listener name \"a\" is used twice",
+		"broker.listeners[1].address: address 127.0.0.1:1883 is used by another listener",
+		"broker.listeners[1]: a websocket listener with TLS needs both cert_file and key_file",
+		"broker.listeners[2].address: port \"99999\" is not a number from 0 to 65535",
+		"broker.users[0]: user \"u\" needs password_hash",
+		"broker.users[0].publish[0]: topic filter",
+		"broker.users[1].username: user \"u\" is defined twice",
+		"broker.users[1].password_hash: not a bcrypt hash",
+	)
+	err := CheckBroker(f.Broker)
+	var direct Errors
+	if !errors.As(err, &direct) {
+		t.Fatalf("CheckBroker: %T %v, want Errors", err, err)
+	}
+	// Load lists them in file order, CheckBroker in the order checked.
+	var fromLoad, fromCheck []string
+	for _, e := range errs {
+		fromLoad = append(fromLoad, e.Path+": "+e.Msg)
+	}
+	for _, e := range direct {
+		fromCheck = append(fromCheck, e.Error())
+	}
+	slices.Sort(fromLoad)
+	slices.Sort(fromCheck)
+	if !slices.Equal(fromCheck, fromLoad) {
+		t.Errorf("CheckBroker:\n%s\nLoad:\n%s", strings.Join(fromCheck, "\n"), strings.Join(fromLoad, "\n"))
+	}
+
+	// Unset max_clients is the default; listeners on port 0 share an address.
+	ok := Broker{Listeners: []Listener{{Name: "a", Type: "tcp", Address: "127.0.0.1:0"}, {Name: "b", Type: "tcp", Address: "127.0.0.1:0"}}}
+	if err := CheckBroker(ok); err != nil {
+		t.Errorf("CheckBroker(%+v): %v", ok, err)
+	}
+	// The security rule: a network listener needs users or client_ca_file.
+	open := Broker{Listeners: []Listener{{Name: "plant", Type: "tcp", Address: "0.0.0.0:1883"}}}
+	if err := CheckBroker(open); err == nil || !strings.Contains(err.Error(), `broker.listeners[0].address: listener "plant" on 0.0.0.0:1883 is reachable from the network`) {
+		t.Errorf("CheckBroker(open listener): %v", err)
+	}
+}
+
+// TestBridgeWithDefaults: Load's bridge defaults are WithDefaults', which
+// leaves its receiver alone and changes nothing a second time.
+func TestBridgeWithDefaults(t *testing.T) {
+	y := minimal + `bridges:
+  - name: cloud
+    url: mqtts://cloud.example.com:8883
+    profile: aws-iot
+    routes: [{direction: out, filter: "gw1/#", batch: {topic: gw1/batch}}]
+`
+	f, errs := parse(t, y, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	hand := Bridge{Name: "cloud", URL: "mqtts://cloud.example.com:8883", Profile: "aws-iot",
+		Routes: []Route{{Direction: "out", Filter: "gw1/#", Batch: &Batch{Topic: "gw1/batch"}}}}
+	got := hand.WithDefaults()
+	if !reflect.DeepEqual(got, f.Bridges[0]) {
+		t.Errorf("WithDefaults:\n%+v\nLoad:\n%+v", got, f.Bridges[0])
+	}
+	if hand.Routes[0].QoS != nil || *hand.Routes[0].Batch != (Batch{Topic: "gw1/batch"}) || hand.Keepalive != 0 {
+		t.Errorf("WithDefaults changed its receiver: %+v", hand)
+	}
+	if again := got.WithDefaults(); !reflect.DeepEqual(again, got) {
+		t.Errorf("a second WithDefaults changed %+v into %+v", got, again)
+	}
+	b := got
+	if b.Keepalive != DefaultKeepalive || b.Reconnect != (Reconnect{DefaultReconnectMin, DefaultReconnectMax}) ||
+		b.Inflight != 100 || b.MaxRate != 90 || b.MaxPayload != 128_000 || b.ClientID != "{gateway}" ||
+		*b.Routes[0].QoS != 1 || b.Routes[0].Batch.MaxBytes != min(DefaultBatchBytes, 128_000) || b.Buffer.Sync != "batch" {
+		t.Errorf("defaults: %+v", b)
 	}
 }

@@ -28,11 +28,20 @@ type Error struct {
 	Msg  string
 }
 
+// Error is "file:line:col: path: message"; parts that are unknown are left
+// out (CheckBroker's errors have no position).
 func (e *Error) Error() string {
-	if e.Path == "" {
-		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+	var b strings.Builder
+	if pos := e.Pos.String(); pos != "" {
+		b.WriteString(pos)
+		b.WriteString(": ")
 	}
-	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Path, e.Msg)
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
 }
 
 // Errors is every problem found in one file, in file order.

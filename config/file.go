@@ -2,11 +2,13 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +63,9 @@ type Broker struct {
 
 // Anonymous reports whether anonymous clients may connect (on loopback listeners only).
 func (b Broker) Anonymous() bool { return b.AllowAnonymous == nil || *b.AllowAnonymous }
+
+// ClientLimit is max_clients, DefaultMaxClients when unset (0).
+func (b Broker) ClientLimit() int { return cmp.Or(b.MaxClients, DefaultMaxClients) }
 
 // Listener is one network endpoint of the broker.
 type Listener struct {
@@ -245,9 +250,7 @@ func (f *File) applyDefaults() {
 	if f.Log.Format == "" {
 		f.Log.Format = "text"
 	}
-	if f.Broker.MaxClients == 0 {
-		f.Broker.MaxClients = DefaultMaxClients
-	}
+	f.Broker.MaxClients = f.Broker.ClientLimit()
 	if len(f.Broker.Listeners) == 0 && !f.dec.Has("broker.listeners") {
 		f.Broker.Listeners = []Listener{{Name: "local", Type: "tcp", Address: "127.0.0.1:1883"}}
 	}
@@ -275,69 +278,81 @@ func (f *File) applyDefaults() {
 		f.Publish.Retain = &yes
 	}
 	for i := range f.Bridges {
-		b := &f.Bridges[i]
-		if b.ClientID == "" {
-			b.ClientID = "{gateway}"
+		f.Bridges[i] = f.Bridges[i].WithDefaults()
+	}
+}
+
+// WithDefaults returns the bridge with every unset setting filled in as the
+// contract promises: Load applies it to each bridge, and bridge.New to the
+// configuration it is given. Values that are set, valid or not, are kept
+// for the checks to judge. b itself is not changed: routes and their
+// batches are copied before they are filled in.
+func (b Bridge) WithDefaults() Bridge {
+	if b.ClientID == "" {
+		b.ClientID = "{gateway}"
+	}
+	if b.Keepalive == 0 {
+		b.Keepalive = DefaultKeepalive
+	}
+	if b.Reconnect.Min == 0 {
+		b.Reconnect.Min = DefaultReconnectMin
+	}
+	if b.Reconnect.Max == 0 {
+		b.Reconnect.Max = DefaultReconnectMax
+	}
+	prof, _ := LookupProfile(b.Profile)
+	if prof.Name == "" {
+		prof, _ = LookupProfile("generic") // an unknown profile is reported by the checks
+	}
+	if b.Inflight == 0 {
+		b.Inflight = prof.Inflight
+	}
+	if b.MaxRate == 0 {
+		b.MaxRate = prof.Rate
+	}
+	if b.MaxByteRate == 0 {
+		b.MaxByteRate = prof.ByteRate
+	}
+	if b.MaxPayload == 0 {
+		b.MaxPayload = prof.Payload
+	}
+	if b.BufferQoS0 == nil {
+		yes := true
+		b.BufferQoS0 = &yes
+	}
+	b.Routes = slices.Clone(b.Routes)
+	for j := range b.Routes {
+		r := &b.Routes[j]
+		if r.QoS == nil {
+			one := 1
+			r.QoS = &one
 		}
-		if b.Keepalive == 0 {
-			b.Keepalive = DefaultKeepalive
-		}
-		if b.Reconnect.Min == 0 {
-			b.Reconnect.Min = DefaultReconnectMin
-		}
-		if b.Reconnect.Max == 0 {
-			b.Reconnect.Max = DefaultReconnectMax
-		}
-		prof, _ := LookupProfile(b.Profile)
-		if prof.Name == "" {
-			prof, _ = LookupProfile("generic") // reported by check
-		}
-		if b.Inflight == 0 {
-			b.Inflight = prof.Inflight
-		}
-		if b.MaxRate == 0 {
-			b.MaxRate = prof.Rate
-		}
-		if b.MaxByteRate == 0 {
-			b.MaxByteRate = prof.ByteRate
-		}
-		if b.MaxPayload == 0 {
-			b.MaxPayload = prof.Payload
-		}
-		if b.BufferQoS0 == nil {
-			yes := true
-			b.BufferQoS0 = &yes
-		}
-		for j := range b.Routes {
-			r := &b.Routes[j]
-			if r.QoS == nil {
-				one := 1
-				r.QoS = &one
+		if r.Batch != nil {
+			bt := *r.Batch
+			if bt.MaxMessages == 0 {
+				bt.MaxMessages = DefaultBatchCount
 			}
-			if bt := r.Batch; bt != nil {
-				if bt.MaxMessages == 0 {
-					bt.MaxMessages = DefaultBatchCount
-				}
-				if bt.MaxBytes == 0 {
-					bt.MaxBytes = min(DefaultBatchBytes, b.MaxPayload)
-				}
-				if bt.MaxDelay == 0 {
-					bt.MaxDelay = DefaultBatchDelay
-				}
+			if bt.MaxBytes == 0 {
+				bt.MaxBytes = min(DefaultBatchBytes, b.MaxPayload)
 			}
-		}
-		bu := &b.Buffer
-		if bu.MaxBytes == 0 {
-			bu.MaxBytes = DefaultMaxBytes
-		}
-		if bu.WhenFull == "" {
-			bu.WhenFull = "drop_oldest"
-		}
-		if bu.Sync == "" {
-			bu.Sync = "batch"
-		}
-		if bu.SyncInterval == 0 {
-			bu.SyncInterval = DefaultSyncInterval
+			if bt.MaxDelay == 0 {
+				bt.MaxDelay = DefaultBatchDelay
+			}
+			r.Batch = &bt
 		}
 	}
+	bu := &b.Buffer
+	if bu.MaxBytes == 0 {
+		bu.MaxBytes = DefaultMaxBytes
+	}
+	if bu.WhenFull == "" {
+		bu.WhenFull = "drop_oldest"
+	}
+	if bu.Sync == "" {
+		bu.Sync = "batch"
+	}
+	if bu.SyncInterval == 0 {
+		bu.SyncInterval = DefaultSyncInterval
+	}
+	return b
 }
