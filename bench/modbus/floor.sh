@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Where the gateway's CPU goes at the compare.sh load (10 holding registers
+# polled every 100 ms from pymodbus, bridged QoS 1 to mosquitto): the same
+# gateway is run in variants that each leave out one part of the path, one
+# after the other, and the CPU time and context switches of each are read
+# from /proc (every thread's schedstat and status) over the same window.
+# Appends the table to bench/modbus/RESULTS.md.
+#
+# Usage: bench/modbus/floor.sh [--duration SECONDS] [--warmup SECONDS]
+#
+# Variants:
+#   no-bridge     poll and publish to the embedded broker; no uplink, no buffer
+#   bridge        as compare.sh: 10 messages per poll through the buffer
+#                 (sync: batch) to mosquitto
+#   sync-off      bridge, with the buffer never fsynced (sync: off)
+#   one-message   bridge, with the 10 registers mapped as one point (a string
+#                 of length 10): one message per poll, like Node-RED's array
+#
+# Needs: go, mosquitto, mosquitto-clients, python3-pymodbus. Nothing binds
+# outside 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+duration=30 warmup=5
+while (($#)); do
+	case $1 in
+	--duration) duration=$2; shift ;;
+	--warmup) warmup=$2; shift ;;
+	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	*) echo "unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+for tool in go mosquitto mosquitto_sub python3; do
+	command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install golang mosquitto mosquitto-clients python3-pymodbus)" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import pymodbus.server.async_io' 2>/dev/null || { echo "missing python3-pymodbus" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/fieldbridge-floor.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+	for _ in $(seq 300); do
+		(echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on port $1" >&2; return 1
+}
+
+echo '{"units": {"2": {"hr": [1,2,3,4,5,6,7,8,9,10]}}}' >"$work/pymodbus.json"
+coproc PYMODBUS { exec /usr/bin/python3 "$root/adapters/modbus/testdata/pyserver.py" tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
+pids+=("$PYMODBUS_PID")
+read -r _ mbport <&"${PYMODBUS[0]}"
+
+mqport=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqport" >"$work/mosquitto.conf"
+[[ $(id -u) == 0 ]] && echo "user root" >>"$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+pids+=($!)
+wait_port "$mqport"
+
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/gateway" ./cmd/gateway
+
+# config VARIANT: the gateway's configuration for one variant.
+config() {
+	local gwport points bridge=1 sync=batch
+	gwport=$(free_port)
+	points=$(for a in 0 1 2 3 4 5 6 7 8 9; do echo "      - {name: r$a, table: holding, address: $a}"; done)
+	case $1 in
+	no-bridge) bridge=0 ;;
+	sync-off) sync=off ;;
+	one-message) points="      - {name: registers, table: holding, address: 0, type: string, length: 10}" ;;
+	esac
+	rm -rf "$work/data" && mkdir -p "$work/data"
+	cat <<EOF
+gateway: {id: bench-gw, data_dir: $work/data}
+log: {level: warn, format: text}
+broker:
+  listeners:
+    - {name: local, type: tcp, address: 127.0.0.1:$gwport}
+publish: {topic: "{gateway}/{device}/{point}", format: json, qos: 1, retain: false}
+devices:
+  - name: plc
+    driver: modbus
+    url: tcp://127.0.0.1:$mbport
+    unit_id: 2
+    poll_interval: 100ms
+    points:
+$points
+EOF
+	((bridge)) && cat <<EOF
+bridges:
+  - name: mosquitto
+    url: mqtt://127.0.0.1:$mqport
+    buffer: {sync: $sync}
+    routes:
+      - {direction: out, filter: "bench-gw/#", qos: 1}
+EOF
+	return 0
+}
+
+# cpu_ns PID: CPU time of every thread, in nanoseconds.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s}'; }
+# switches PID: voluntary and involuntary context switches of every thread.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+
+rows=()
+for variant in no-bridge bridge sync-off one-message; do
+	config "$variant" >"$work/$variant.yaml"
+	"$work/gateway" run --config "$work/$variant.yaml" >"$work/$variant.log" 2>&1 &
+	gw=$!
+	pids+=("$gw")
+	sleep "$warmup"
+	kill -0 "$gw" 2>/dev/null || { cat "$work/$variant.log" >&2; exit 1; }
+	mosquitto_sub -h 127.0.0.1 -p "$mqport" -t 'bench-gw/plc/#' >"$work/$variant.mqtt" 2>/dev/null &
+	sub=$!
+	c0=$(cpu_ns "$gw") s0=$(switches "$gw") t0=$(date +%s.%N)
+	echo "== $variant: measuring for ${duration}s"
+	sleep "$duration"
+	c1=$(cpu_ns "$gw") s1=$(switches "$gw") t1=$(date +%s.%N)
+	kill "$sub" "$gw"
+	wait "$gw" 2>/dev/null || true
+	wait "$sub" 2>/dev/null || true
+	msgs=$(wc -l <"$work/$variant.mqtt")
+	rows+=("$(awk -v v="$variant" -v c0="$c0" -v c1="$c1" -v s0="$s0" -v s1="$s1" -v t0="$t0" -v t1="$t1" -v m="$msgs" \
+		'BEGIN {d = t1 - t0; printf "| %s | %.2f | %.0f | %.1f | %d |", v, (c1 - c0) / 1e9 / d * 100, (s1 - s0) / d, (s1 - s0) / d / 10, m}')")
+done
+
+{
+	echo
+	echo "## CPU floor, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo
+	echo "Command: \`bench/modbus/floor.sh --duration $duration --warmup $warmup\`"
+	echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r); $(go version | cut -d' ' -f3)"
+	echo "The gateway polls 10 holding registers every 100 ms from pymodbus; CPU and context switches of all its threads from /proc over ${duration} s after a ${warmup} s warm-up."
+	echo
+	echo "| variant | CPU (% of one core) | context switches/s | per poll | messages at mosquitto |"
+	echo "|---|---|---|---|---|"
+	printf '%s\n' "${rows[@]}"
+} >"$work/results.md"
+[[ -f bench/modbus/RESULTS.md ]] || printf '# Modbus driver benchmarks\n' >bench/modbus/RESULTS.md
+tee -a bench/modbus/RESULTS.md <"$work/results.md"
