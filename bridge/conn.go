@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fieldbridge/gateway/internal/wsconn"
 	"github.com/gorilla/websocket"
 )
 
@@ -236,7 +236,7 @@ func (ep endpoint) open(ctx context.Context, dial dialFunc, tlsCfg *tls.Config, 
 		}
 		return nil, &connectError{"websocket", ep.addr, err}
 	}
-	return &wsConn{ws: ws}, nil
+	return wsconn.New(ws), nil
 }
 
 // tunnel opens a TCP connection to ep.addr through the HTTP proxy with
@@ -287,60 +287,6 @@ func (ep endpoint) tunnel(ctx context.Context, dial dialFunc) (net.Conn, error) 
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
-}
-
-// wsConn carries the MQTT byte stream in binary websocket messages.
-type wsConn struct {
-	ws  *websocket.Conn
-	r   io.Reader
-	wmu sync.Mutex // paho's keepalive writes PINGREQ beside its writer goroutine
-}
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			_, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if err == io.EOF {
-			c.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) Close() error                      { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
-func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
-
-// SetWriteDeadline takes the write lock: gorilla reads the deadline in
-// the writer without one of its own.
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.ws.SetWriteDeadline(t)
-}
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	return errors.Join(c.ws.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 // maxPending bounds the bytes a batchConn holds besides the batch being

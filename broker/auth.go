@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/fieldbridge/gateway/internal/wsconn"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
@@ -287,8 +288,8 @@ func tlsState(c net.Conn) *tls.ConnectionState {
 		case *tls.Conn:
 			st := cc.ConnectionState()
 			return &st
-		case *wsConn:
-			c = cc.ws.NetConn()
+		case *wsconn.Conn:
+			c = cc.NetConn()
 		case *trackedConn:
 			c = cc.Conn
 		default:

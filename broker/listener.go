@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fieldbridge/gateway/internal/wsconn"
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -194,8 +194,8 @@ func trackedOf(c net.Conn) *trackedConn {
 			return cc
 		case *tls.Conn:
 			c = cc.NetConn()
-		case *wsConn:
-			c = cc.ws.NetConn()
+		case *wsconn.Conn:
+			c = cc.NetConn()
 		default:
 			return nil
 		}
@@ -426,7 +426,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
-	logEnded(l.log, l.establish(l.id, &wsConn{ws: ws}))
+	logEnded(l.log, l.establish(l.id, wsconn.New(ws)))
 }
 
 // Close stops serving, sends DISCONNECT to the clients, closes what is
@@ -441,75 +441,3 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.track.closeConns()
 	l.adm.wg.Wait()
 }
-
-// errNotBinary is returned when a websocket client sends a text frame:
-// MQTT over websocket uses binary frames only.
-var errNotBinary = errors.New("broker: websocket message is not binary")
-
-// wsConn carries an MQTT byte stream over websocket binary messages. mochi
-// reads from one goroutine and serialises writes under the client lock,
-// which is what gorilla/websocket requires.
-type wsConn struct {
-	ws *websocket.Conn
-	r  io.Reader
-}
-
-var _ net.Conn = (*wsConn)(nil)
-
-// Read reads from the current binary message, moving to the next one at
-// its end; MQTT packets may span messages and messages may hold several.
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			typ, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage {
-				return 0, errNotBinary
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-// Write sends p as one binary message.
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// Close sends a close frame (briefly, the peer may be gone) and closes the
-// connection.
-func (c *wsConn) Close() error {
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-	c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(100*time.Millisecond)) // best effort: the socket closes next either way
-	return c.ws.Close()
-}
-
-// LocalAddr is the listener side of the connection.
-func (c *wsConn) LocalAddr() net.Addr { return c.ws.LocalAddr() }
-
-// RemoteAddr is the client side of the connection.
-func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
-
-// SetDeadline sets the deadline of the underlying connection; mochi uses it
-// for the keepalive.
-func (c *wsConn) SetDeadline(t time.Time) error { return c.ws.NetConn().SetDeadline(t) }
-
-// SetReadDeadline sets the read deadline of the underlying connection.
-func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
-
-// SetWriteDeadline sets the write deadline of the underlying connection.
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
