@@ -73,6 +73,7 @@ mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 mpid=$!
 until "$work/mqttload" sub -broker "tcp://127.0.0.1:$port" -duration 0s -warmup 0s >/dev/null 2>&1; do sleep 0.1; done
 "$work/mqttload" pub -raw -broker "tcp://127.0.0.1:$port" -topic bench -duration "$((secs + 3))s" &
+pubpid=$!
 "$work/mqttload" sub -raw -broker "tcp://127.0.0.1:$port" -topic "bench/#" -duration "${secs}s" | sed 's/^/mosquitto: /'
-wait %-  2>/dev/null || true
+wait "$pubpid" 2>/dev/null || true
 kill $mpid

@@ -186,12 +186,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	log := newLogger(stderr, plan.File.Log)
-	tuneGC()
 	if err := limitOpenFiles(); err != nil {
 		log.Warn("cannot lower the open-files limit", "err", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tuneGC(ctx)
 	go func() {
 		// A second signal while shutting down exits at once.
 		<-ctx.Done()
@@ -229,17 +229,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 func sdNotify(log *slog.Logger, state string) {
 	if _, err := daemon.SdNotify(false, state); err != nil {
 		log.Warn("sd_notify", "state", state, "err", err)
-	}
-}
-
-// tuneGC trades a little memory for throughput: every reading allocates a
-// few short-lived objects inside the broker, and at the default GOGC=100 the
-// collector costs a third of the CPU at 200,000 readings/s. The live heap is
-// small (the backlog is on disk), so GOGC=200 keeps RSS low. GOGC and
-// GOMEMLIMIT in the environment still win.
-func tuneGC() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(200)
 	}
 }
 
