@@ -45,6 +45,14 @@ func TestOutage(t *testing.T) {
 	dups := checkDelivery(t, sub.snapshot(), remote, perTopic)
 	t.Logf("%d messages delivered after the outage, %d duplicates", n, dups)
 	eventually(t, wait, "an empty backlog", func() bool { return r.br.Status().Backlog.Messages == 0 })
+	// The log says what waited at the reconnection, and when all of it
+	// was delivered.
+	connected := fmt.Sprintf(`msg="bridge: connected" component=bridge bridge=%s url=%s client_id=gw1 backlog=%d oldest_age=`, r.br.name, r.br.publicURL, n)
+	delivered := fmt.Sprintf(`msg="bridge: backlog delivered" component=bridge bridge=%s url=%s records=%d took=`, r.br.name, r.br.publicURL, n)
+	eventually(t, wait, "the delivery of the backlog in the log", func() bool { return strings.Contains(r.log.String(), delivered) })
+	if !strings.Contains(r.log.String(), connected) {
+		t.Errorf("no %q in the log", connected)
+	}
 	st := r.br.Status()
 	if st.Sent < uint64(n) || st.LastAck.IsZero() || st.Drops != (Drops{}) {
 		t.Errorf("status after the outage: %+v", st)

@@ -140,7 +140,17 @@ func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-cha
 		return err
 	}
 	b.status.setConnected(true, b.now())
-	b.log.Info("bridge: connected", "url", b.publicURL, "client_id", b.clientID)
+	// What waits at this moment is the backlog of the outage (or of the
+	// start): its delivery is logged once, when the cloud has acknowledged
+	// all of it.
+	bl := b.buf.Stats()
+	backlog := replay{records: bl.Messages, until: bl.NextSeq, since: time.Now()}
+	if bl.Messages > 0 {
+		b.log.Info("bridge: connected", "url", b.publicURL, "client_id", b.clientID,
+			"backlog", bl.Messages, "oldest_age", bl.OldestAge.Round(time.Second))
+	} else {
+		b.log.Info("bridge: connected", "url", b.publicURL, "client_id", b.clientID)
+	}
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -161,7 +171,7 @@ func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-cha
 		b.sendLive(sctx, cl)
 	}()
 
-	err := b.collect(ctx, tr, window, slots, lost)
+	err := b.collect(ctx, tr, window, slots, lost, &backlog)
 	stop()
 	rd.Close()
 	done := make(chan struct{})
@@ -368,7 +378,7 @@ func (b *Bridge) oversize(topic string, size, limit int) {
 // sent (or of the previous PUBACK) means the link is dead even if the
 // socket looks open. When ctx ends it keeps collecting for at most
 // drainWait and returns nil.
-func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending, slots <-chan struct{}, lost <-chan error) error {
+func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending, slots <-chan struct{}, lost <-chan error, backlog *replay) error {
 	ctxDone := ctx.Done()
 	var drain <-chan time.Time
 	stopping := func() {
@@ -439,9 +449,22 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 			if err := b.buf.Ack(cursor); err != nil {
 				return fmt.Errorf("acknowledging to the buffer: %w", err)
 			}
+			if backlog.records > 0 && cursor >= backlog.until {
+				b.log.Info("bridge: backlog delivered", "url", b.publicURL, "records", backlog.records,
+					"took", time.Since(backlog.since).Round(time.Millisecond))
+				backlog.records = 0
+			}
 		}
 		<-slots
 	}
+}
+
+// replay is the backlog found at connection: records up to sequence until
+// (excluded), waiting since the session started.
+type replay struct {
+	records uint64
+	until   uint64
+	since   time.Time
 }
 
 func isDone(tok paho.Token) bool {
