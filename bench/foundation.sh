@@ -7,10 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
+bench_init foundation
+trap 'kill $(jobs -p) 2>/dev/null || true; bench_cleanup' EXIT
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 rss_kib() { awk '/^VmRSS/{print $2}' /proc/$1/status; }
 

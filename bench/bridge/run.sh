@@ -22,14 +22,8 @@ done
 sections=("$@")
 [[ ${#sections[@]} -gt 0 ]] || sections=(replay ingest rss)
 
-work=$(mktemp -d /var/tmp/fieldbridge-bench.XXXXXX) # on disk: /tmp may be tmpfs
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/lib.sh
+bench_init bridge
 
 go build -o "$work/harness" ./bench/bridge/harness
 H=$work/harness

@@ -38,23 +38,8 @@ for tool in go mosquitto mosquitto_sub python3; do
 done
 /usr/bin/python3 -c 'import pymodbus.server.async_io' 2>/dev/null || { echo "missing python3-pymodbus" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/fieldbridge-floor.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-	for _ in $(seq 300); do
-		(echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2; return 1
-}
+source bench/lib.sh
+bench_init floor
 
 echo '{"units": {"2": {"hr": [1,2,3,4,5,6,7,8,9,10]}}}' >"$work/pymodbus.json"
 coproc PYMODBUS { exec /usr/bin/python3 "$root/adapters/modbus/testdata/pyserver.py" tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
