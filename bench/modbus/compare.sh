@@ -45,6 +45,7 @@ done
 /usr/bin/python3 -c 'import pymodbus.server.async_io' 2>/dev/null || { echo "missing python3-pymodbus" >&2; exit 1; }
 
 source bench/lib.sh
+source bench/modbus/config.sh
 bench_init compare
 
 echo "== work directory $work"
@@ -109,29 +110,7 @@ cat >"$nr/flows.json" <<EOF
 EOF
 
 # 4. Our side: the gateway, or the driver alone (harness).
-gwmqtt=$(free_port)
-mkdir -p "$work/data"
-cat >"$work/gateway.yaml" <<EOF
-gateway: {id: bench-gw, data_dir: $work/data}
-log: {level: warn, format: text}
-broker:
-  listeners:
-    - {name: local, type: tcp, address: 127.0.0.1:$gwmqtt}
-publish: {topic: "{gateway}/{device}/{point}", format: json, qos: 1, retain: false}
-devices:
-  - name: plc
-    driver: modbus
-    url: tcp://127.0.0.1:$mbport
-    unit_id: 2
-    poll_interval: ${INTERVAL_MS}ms
-    points:
-$(for a in 0 1 2 3 4 5 6 7 8 9; do echo "      - {name: r$a, table: holding, address: $a}"; done)
-bridges:
-  - name: mosquitto
-    url: mqtt://127.0.0.1:$mqport
-    routes:
-      - {direction: out, filter: "bench-gw/#", qos: 1}
-EOF
+gateway_config bridge >"$work/gateway.yaml"
 if [[ $mode == gateway ]]; then
 	# Built as packaging/build.sh builds what users install: without cgo
 	# (no libc mapped) and without symbol tables.

@@ -39,6 +39,7 @@ done
 /usr/bin/python3 -c 'import pymodbus.server.async_io' 2>/dev/null || { echo "missing python3-pymodbus" >&2; exit 1; }
 
 source bench/lib.sh
+source bench/modbus/config.sh
 bench_init floor
 
 echo '{"units": {"2": {"hr": [1,2,3,4,5,6,7,8,9,10]}}}' >"$work/pymodbus.json"
@@ -55,44 +56,6 @@ wait_port "$mqport"
 
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/gateway" ./cmd/gateway
 
-# config VARIANT: the gateway's configuration for one variant.
-config() {
-	local gwport points bridge=1 sync=batch
-	gwport=$(free_port)
-	points=$(for a in 0 1 2 3 4 5 6 7 8 9; do echo "      - {name: r$a, table: holding, address: $a}"; done)
-	case $1 in
-	no-bridge) bridge=0 ;;
-	sync-off) sync=off ;;
-	one-message) points="      - {name: registers, table: holding, address: 0, type: string, length: 10}" ;;
-	esac
-	rm -rf "$work/data" && mkdir -p "$work/data"
-	cat <<EOF
-gateway: {id: bench-gw, data_dir: $work/data}
-log: {level: warn, format: text}
-broker:
-  listeners:
-    - {name: local, type: tcp, address: 127.0.0.1:$gwport}
-publish: {topic: "{gateway}/{device}/{point}", format: json, qos: 1, retain: false}
-devices:
-  - name: plc
-    driver: modbus
-    url: tcp://127.0.0.1:$mbport
-    unit_id: 2
-    poll_interval: 100ms
-    points:
-$points
-EOF
-	((bridge)) && cat <<EOF
-bridges:
-  - name: mosquitto
-    url: mqtt://127.0.0.1:$mqport
-    buffer: {sync: $sync}
-    routes:
-      - {direction: out, filter: "bench-gw/#", qos: 1}
-EOF
-	return 0
-}
-
 # cpu_ns PID: CPU time of every thread, in nanoseconds.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s}'; }
 # switches PID: voluntary and involuntary context switches of every thread.
@@ -100,7 +63,7 @@ switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s 
 
 rows=()
 for variant in no-bridge bridge sync-off one-message; do
-	config "$variant" >"$work/$variant.yaml"
+	gateway_config "$variant" >"$work/$variant.yaml"
 	"$work/gateway" run --config "$work/$variant.yaml" >"$work/$variant.log" 2>&1 &
 	gw=$!
 	pids+=("$gw")
