@@ -5,8 +5,11 @@
 # as the Modbus server sees it (the arrival times of each client's
 # requests), and appends the results to bench/modbus/RESULTS.md.
 #
-# Usage: bench/modbus/compare.sh [--harness [--discard]] [--duration SECONDS] [--warmup SECONDS] [--keep]
+# Usage: bench/modbus/compare.sh [--variant V | --harness [--discard]] [--duration SECONDS] [--warmup SECONDS] [--keep]
 #
+#   --variant   the gateway's configuration (bench/modbus/config.sh): bridge
+#               (the default: one message per register, bridged through the
+#               buffer to mosquitto), no-bridge, sync-off or one-message
 #   --harness   run bench/modbus/harness (the Modbus driver alone, publishing
 #               straight to mosquitto) instead of the whole gateway; use it
 #               while cmd/gateway does not run Modbus devices
@@ -21,15 +24,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-mode=gateway duration=60 warmup=10 keep=0 discard=0
+mode=gateway variant=bridge duration=60 warmup=10 keep=0 discard=0
 while (($#)); do
 	case $1 in
 	--harness) mode=harness ;;
+	--variant) variant=$2; shift ;;
 	--duration) duration=$2; shift ;;
 	--warmup) warmup=$2; shift ;;
 	--discard) discard=1 ;;
 	--keep) keep=1 ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -110,7 +114,7 @@ cat >"$nr/flows.json" <<EOF
 EOF
 
 # 4. Our side: the gateway, or the driver alone (harness).
-gateway_config bridge >"$work/gateway.yaml"
+gateway_config "$variant" >"$work/gateway.yaml"
 if [[ $mode == gateway ]]; then
 	# Built as packaging/build.sh builds what users install: without cgo
 	# (no libc mapped) and without symbol tables.
@@ -122,6 +126,10 @@ if [[ $mode == gateway ]]; then
 	fi
 	ours_cmd=("$work/ours" run --config "$work/gateway.yaml")
 	ours_name="fieldbridge gateway"
+	if [[ $variant != bridge ]]; then
+		ours_name="fieldbridge gateway ($variant)"
+		mode="variant $variant"
+	fi
 else
 	go build -o "$work/ours" ./bench/modbus/harness
 	ours_cmd=("$work/ours" -config "$work/gateway.yaml" -broker "tcp://127.0.0.1:$mqport")
@@ -218,7 +226,12 @@ PY
 	echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r); $(go version | cut -d' ' -f3), node $(node --version), $(mosquitto -h 2>/dev/null | head -1 | sed 's/ is an MQTT.*//')"
 	echo "Both poll 10 holding registers every ${INTERVAL_MS} ms from one pymodbus $(/usr/bin/python3 -c 'import pymodbus; print(pymodbus.__version__)') server (Node-RED as unit 1, ours as unit 2) and publish QoS 1 to one mosquitto."
 	echo "Jitter is |interval - ${INTERVAL_MS} ms| between consecutive requests as the server received them; CPU and RSS come from /proc over the ${duration} s window after a ${warmup} s warm-up."
-	echo "Ours publishes one message per register (10 per poll), Node-RED one array per poll."
+	case "$mode" in
+	"variant no-bridge") echo "Ours publishes into its embedded broker only (no bridge: nothing of ours reaches mosquitto), Node-RED one array per poll." ;;
+	"variant one-message") echo "Ours publishes one message per poll (the 10 registers as one string point) through its bridge, Node-RED one array per poll." ;;
+	"harness --discard") echo "Ours publishes nothing, Node-RED one array per poll." ;;
+	*) echo "Ours publishes one message per register (10 per poll), Node-RED one array per poll." ;;
+	esac
 	echo
 	echo "$table"
 } >"$work/results.md"
