@@ -7,7 +7,7 @@
 #
 # Usage: bench/modbus/compare.sh [--variant V | --harness [--discard]] [--duration SECONDS] [--warmup SECONDS] [--keep]
 #
-#   --variant   the gateway's configuration (bench/modbus/config.sh): bridge
+#   --variant   the gateway's configuration (bench/modbus/common.sh): bridge
 #               (the default: one message per register, bridged through the
 #               buffer to mosquitto), no-bridge, sync-off or one-message
 #   --harness   run bench/modbus/harness (the Modbus driver alone, publishing
@@ -22,7 +22,6 @@
 # mosquitto-clients, python3-pymodbus. Nothing binds outside 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
 
 mode=gateway variant=bridge duration=60 warmup=10 keep=0 discard=0
 while (($#)); do
@@ -49,28 +48,19 @@ done
 /usr/bin/python3 -c 'import pymodbus.server.async_io' 2>/dev/null || { echo "missing python3-pymodbus" >&2; exit 1; }
 
 source bench/lib.sh
-source bench/modbus/config.sh
+source bench/modbus/common.sh
 bench_init compare
 
 echo "== work directory $work"
 
 # 1. The Modbus server: unit 1 answers Node-RED, unit 2 the gateway, with
 # the same 10 registers; every answered request is logged with its time.
-cat >"$work/pymodbus.json" <<EOF
-{"units": {"1": {"hr": [1,2,3,4,5,6,7,8,9,10]}, "2": {"hr": [1,2,3,4,5,6,7,8,9,10]}},
- "log": "$work/requests.log"}
-EOF
-coproc PYMODBUS { exec /usr/bin/python3 "$root/adapters/modbus/testdata/pyserver.py" tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
-pids+=("$PYMODBUS_PID")
-read -r _ mbport <&"${PYMODBUS[0]}"
+start_pymodbus '{"units": {"1": {"hr": [1,2,3,4,5,6,7,8,9,10]}, "2": {"hr": [1,2,3,4,5,6,7,8,9,10]}},
+ "log": "'"$work"'/requests.log"}'
 echo "== pymodbus on 127.0.0.1:$mbport"
 
 # 2. mosquitto, the broker both publish to.
-mqport=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqport" >"$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_port "$mqport"
+start_mosquitto
 echo "== mosquitto on 127.0.0.1:$mqport"
 
 # 3. Node-RED with node-red-contrib-modbus, installed into the work directory.

@@ -20,7 +20,6 @@
 # outside 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
 
 duration=30 warmup=5
 while (($#)); do
@@ -39,20 +38,11 @@ done
 /usr/bin/python3 -c 'import pymodbus.server.async_io' 2>/dev/null || { echo "missing python3-pymodbus" >&2; exit 1; }
 
 source bench/lib.sh
-source bench/modbus/config.sh
+source bench/modbus/common.sh
 bench_init floor
 
-echo '{"units": {"2": {"hr": [1,2,3,4,5,6,7,8,9,10]}}}' >"$work/pymodbus.json"
-coproc PYMODBUS { exec /usr/bin/python3 "$root/adapters/modbus/testdata/pyserver.py" tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
-pids+=("$PYMODBUS_PID")
-read -r _ mbport <&"${PYMODBUS[0]}"
-
-mqport=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqport" >"$work/mosquitto.conf"
-[[ $(id -u) == 0 ]] && echo "user root" >>"$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_port "$mqport"
+start_pymodbus '{"units": {"2": {"hr": [1,2,3,4,5,6,7,8,9,10]}}}'
+start_mosquitto
 
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/gateway" ./cmd/gateway
 

@@ -1,5 +1,29 @@
-# gateway_config VARIANT: the gateway's configuration for the Modbus
-# comparisons (compare.sh, floor.sh), on stdout. Uses $work, $mbport (the
+# Shared by the Modbus comparisons (compare.sh, floor.sh); source it after
+# bench/lib.sh and bench_init, from the repository.
+#
+# start_pymodbus JSON   runs adapters/modbus/testdata/pyserver.py over TCP
+#                       with that configuration and sets $mbport.
+# start_mosquitto       runs a plain mosquitto on 127.0.0.1 and sets $mqport.
+# gateway_config V      prints the gateway's configuration (below).
+
+start_pymodbus() {
+	printf '%s\n' "$1" >"$work/pymodbus.json"
+	coproc PYMODBUS { exec /usr/bin/python3 adapters/modbus/testdata/pyserver.py tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
+	pids+=("$PYMODBUS_PID")
+	read -r _ mbport <&"${PYMODBUS[0]}" || { cat "$work/pymodbus.err" >&2; return 1; }
+}
+
+start_mosquitto() {
+	mqport=$(free_port)
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqport" >"$work/mosquitto.conf"
+	# As root, mosquitto would switch to its own user.
+	if [[ $(id -u) == 0 ]]; then echo "user root" >>"$work/mosquitto.conf"; fi
+	mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+	pids+=($!)
+	wait_port "$mqport"
+}
+
+# gateway_config VARIANT: the gateway's configuration, on stdout. Uses $work, $mbport (the
 # pymodbus server, unit 2) and $mqport (mosquitto); makes an empty
 # $work/data; polls every $INTERVAL_MS (100) ms. VARIANT is one of
 #   bridge        10 holding registers, one message per
