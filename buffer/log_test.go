@@ -366,66 +366,63 @@ func TestSyncModesFsyncCounts(t *testing.T) {
 	})
 }
 
-// TestDeferredSync: the fsync runs once per burst of appends, within
-// SyncInterval of the first, and an idle log does not fsync at all.
+// TestDeferredSync: the first append after an fsync round arms the timer
+// once; the round covers the whole burst with one fsync, and leaves the
+// timer unarmed, so an idle log does not wake up.
 func TestDeferredSync(t *testing.T) {
 	e := newEnv(t)
-	e.opts.SyncInterval = 20 * time.Millisecond
+	e.opts.SyncInterval = time.Hour // the test fires the timer itself
 	l := e.open()
 	var rounds atomic.Int64
 	l.setBeforeSync(func() { rounds.Add(1) })
-	idle := func() {
-		t.Helper()
-		before := rounds.Load()
-		time.Sleep(3 * e.opts.SyncInterval)
-		if n := rounds.Load() - before; n != 0 {
-			t.Fatalf("%d fsync rounds with nothing appended", n)
-		}
+	armed := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.syncArmed
 	}
-	idle()
-	start := time.Now()
+	if armed() {
+		t.Fatal("the sync timer is armed with nothing appended")
+	}
 	appendN(t, l, 0, 10)
-	quick := time.Since(start) < e.opts.SyncInterval
+	if !armed() || rounds.Load() != 0 {
+		t.Fatalf("after a burst: armed %v, %d fsync rounds; want armed and none yet", armed(), rounds.Load())
+	}
+	l.syncTimer.Reset(0)
 	waitSynced(t, l)
-	if n := rounds.Load(); quick && n != 1 {
+	if n := rounds.Load(); n != 1 {
 		t.Errorf("%d fsync rounds for one burst, want 1", n)
 	}
-	idle()
+	waitUntil(t, "the timer disarmed after the round", func() bool { return !armed() })
 }
 
 // waitReaderWaiting waits until a Reader blocks in Next for the next
 // append, so that what the test does next wakes it rather than beats it.
 func waitReaderWaiting(t *testing.T, l *Log) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, "a Reader waiting", func() bool {
 		l.mu.Lock()
-		waiting := l.waitCh != nil
-		l.mu.Unlock()
-		if waiting {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no Reader waited within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer l.mu.Unlock()
+		return l.waitCh != nil
+	})
 }
 
-// waitSynced waits until an fsync covered every record appended, and fails
-// after a few seconds: the background sync runs within SyncInterval.
+// waitSynced waits until an fsync covered every record appended.
 func waitSynced(t *testing.T, l *Log) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, "an fsync covering the appended records", func() bool {
 		l.mu.Lock()
-		done := l.synced+1 == l.nextSeq
-		l.mu.Unlock()
-		if done {
-			return
-		}
+		defer l.mu.Unlock()
+		return l.synced+1 == l.nextSeq
+	})
+}
+
+// waitUntil polls cond until it holds, and fails after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("no fsync covered the appended records within 10s")
+			t.Fatalf("no %s within 10s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
