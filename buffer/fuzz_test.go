@@ -67,7 +67,7 @@ func FuzzRecover(f *testing.F) {
 		r := l.Reader()
 		var last uint64
 		for k := 0; ; k++ {
-			rec, err := r.next(ctx, false, time.Time{})
+			rec, err := r.NextBefore(ctx, past)
 			if errors.Is(err, ErrCaughtUp) {
 				break
 			}
@@ -87,7 +87,7 @@ func FuzzRecover(f *testing.F) {
 		if err := l.Append(ctx, []byte("after")); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
-		rec, err := r.next(ctx, false, time.Time{})
+		rec, err := r.NextBefore(ctx, past)
 		if err != nil || string(rec.Data) != "after" {
 			t.Fatalf("read back: %+v %v", rec, err)
 		}
@@ -104,7 +104,7 @@ func FuzzRecover(f *testing.F) {
 		var tail Record
 		r2 := l2.Reader()
 		for {
-			rec, err := r2.next(ctx, false, time.Time{})
+			rec, err := r2.NextBefore(ctx, past)
 			if errors.Is(err, ErrCaughtUp) {
 				break
 			}

@@ -369,7 +369,8 @@ func (l *Log) Append(ctx context.Context, rec []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	seq, err := l.write(rec)
+	// In SyncAlways the fsync below covers the record: no timer needed.
+	seq, err := l.write(rec, l.opts.Sync != SyncAlways)
 	if err != nil {
 		return err
 	}
@@ -383,7 +384,7 @@ func (l *Log) Append(ctx context.Context, rec []byte) error {
 // for an fsync in any mode. Unless the mode is SyncOff, the background
 // fsync covers it within SyncInterval.
 func (l *Log) AppendAsync(rec []byte) error {
-	_, err := l.write(rec)
+	_, err := l.write(rec, true)
 	return err
 }
 
@@ -402,7 +403,9 @@ func (l *Log) putBuf(bp *[]byte, b []byte) {
 	l.bufs.Put(bp)
 }
 
-func (l *Log) write(rec []byte) (uint64, error) {
+// write appends rec to the active segment; with arm, it makes sure the
+// background fsync covers it within SyncInterval.
+func (l *Log) write(rec []byte, arm bool) (uint64, error) {
 	if uint64(len(rec)) > maxPayload || segHeaderSize+frameHeaderSize+int64(len(rec)) > l.opts.MaxBytes {
 		return 0, fmt.Errorf("%w: %d bytes, max_bytes is %d", ErrTooLarge, len(rec), l.opts.MaxBytes)
 	}
@@ -443,7 +446,9 @@ func (l *Log) write(rec []byte) (uint64, error) {
 	l.nextSeq++
 	l.bytes += n
 	l.appended++
-	l.armSyncLocked()
+	if arm {
+		l.armSyncLocked()
+	}
 	if l.waitCh != nil {
 		close(l.waitCh)
 		l.waitCh = nil

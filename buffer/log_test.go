@@ -118,6 +118,39 @@ func TestNewReaderResendsUnacknowledged(t *testing.T) {
 	}
 }
 
+// TestNextBefore: a caught-up Reader returns ErrCaughtUp at once for a
+// past deadline, wakes for an append before a future one, and returns
+// ErrCaughtUp when the deadline passes with nothing appended.
+func TestNextBefore(t *testing.T) {
+	e := newEnv(t)
+	l := e.open()
+	r := l.Reader()
+	if _, err := r.NextBefore(context.Background(), past); !errors.Is(err, ErrCaughtUp) {
+		t.Fatalf("NextBefore(past) on an empty log = %v, want ErrCaughtUp", err)
+	}
+
+	got := make(chan error)
+	go func() {
+		rec, err := r.NextBefore(context.Background(), time.Now().Add(time.Hour))
+		if err == nil && string(rec.Data) != "woken" {
+			err = fmt.Errorf("record %q", rec.Data)
+		}
+		got <- err
+	}()
+	waitReaderWaiting(t, l)
+	if err := l.AppendAsync([]byte("woken")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("NextBefore woken by an append: %v", err)
+	}
+
+	// A deadline that passes while waiting: ErrCaughtUp, not a hang.
+	if _, err := r.NextBefore(context.Background(), time.Now().Add(10*time.Millisecond)); !errors.Is(err, ErrCaughtUp) {
+		t.Errorf("NextBefore past its deadline = %v, want ErrCaughtUp", err)
+	}
+}
+
 func TestNextWaitsAndStops(t *testing.T) {
 	e := newEnv(t)
 	l := e.open()
@@ -393,6 +426,33 @@ func TestDeferredSync(t *testing.T) {
 		t.Errorf("%d fsync rounds for one burst, want 1", n)
 	}
 	waitUntil(t, "the timer disarmed after the round", func() bool { return !armed() })
+}
+
+// TestSyncAlwaysNeedsNoTimer: in SyncAlways an Append is covered by its
+// own fsync, so it leaves the background timer unarmed; an AppendAsync
+// still arms it.
+func TestSyncAlwaysNeedsNoTimer(t *testing.T) {
+	e := newEnv(t)
+	e.opts.Sync = SyncAlways
+	e.opts.SyncInterval = time.Hour
+	l := e.open()
+	armed := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.syncArmed
+	}
+	if err := l.Append(context.Background(), []byte("covered")); err != nil {
+		t.Fatal(err)
+	}
+	if armed() {
+		t.Error("an Append in SyncAlways armed the background fsync")
+	}
+	if err := l.AppendAsync([]byte("deferred")); err != nil {
+		t.Fatal(err)
+	}
+	if !armed() {
+		t.Error("an AppendAsync in SyncAlways left the background fsync unarmed")
+	}
 }
 
 // waitReaderWaiting waits until a Reader blocks in Next for the next

@@ -88,18 +88,13 @@ func (r *Reader) closeFile() {
 // or the Log or Reader is closed (ErrClosed). A segment found corrupt on
 // the way is quarantined and counted, and reading goes on after it.
 func (r *Reader) Next(ctx context.Context) (Record, error) {
-	return r.next(ctx, true, time.Time{})
+	return r.NextBefore(ctx, time.Time{})
 }
 
-// NextBefore is Next waiting at most until deadline, after which it
-// returns ErrCaughtUp. A deadline already past makes it return at once.
+// NextBefore is Next waiting at most until deadline (none when zero),
+// after which it returns ErrCaughtUp. A deadline already past makes it
+// return at once.
 func (r *Reader) NextBefore(ctx context.Context, deadline time.Time) (Record, error) {
-	return r.next(ctx, true, deadline)
-}
-
-// next reads the next record. Without block, or once deadline (when not
-// zero) has passed, it returns ErrCaughtUp rather than wait.
-func (r *Reader) next(ctx context.Context, block bool, deadline time.Time) (Record, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var expired <-chan time.Time
@@ -125,15 +120,11 @@ func (r *Reader) next(ctx context.Context, block bool, deadline time.Time) (Reco
 		if !deadline.IsZero() && expired == nil {
 			d := time.Until(deadline)
 			if d <= 0 {
-				block = false
-			} else {
-				t := time.NewTimer(d)
-				defer t.Stop()
-				expired = t.C
+				return Record{}, ErrCaughtUp
 			}
-		}
-		if !block {
-			return Record{}, ErrCaughtUp
+			t := time.NewTimer(d)
+			defer t.Stop()
+			expired = t.C
 		}
 		r.mu.Unlock()
 		select {
@@ -142,7 +133,8 @@ func (r *Reader) next(ctx context.Context, block bool, deadline time.Time) (Reco
 		case <-r.stop:
 		case <-r.l.done:
 		case <-expired:
-			block = false
+			r.mu.Lock()
+			return Record{}, ErrCaughtUp
 		}
 		r.mu.Lock()
 	}
