@@ -29,17 +29,19 @@ func hash(t testing.TB, pw string) string {
 // it once its broker listens.
 func start(t testing.TB, cfg string) *Gateway {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	body := fmt.Sprintf("gateway: {id: gw, data_dir: %s}\n%s", t.TempDir(), cfg)
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := Load(path, adapters.NewRegistry(simulation.Driver{}), nil)
+	return startWith(t, cfg, Options{})
+}
+
+// startWith is start with opts (Ready is set here).
+func startWith(t testing.TB, cfg string, opts Options) *Gateway {
+	t.Helper()
+	plan, err := load(t, fmt.Sprintf("gateway: {id: gw, data_dir: %s}\n%s", t.TempDir(), cfg))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	ready := make(chan struct{})
-	g := New(plan, Options{Ready: func() { close(ready) }})
+	opts.Ready = func() { close(ready) }
+	g := New(plan, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -57,6 +59,16 @@ func start(t testing.TB, cfg string) *Gateway {
 		}
 	})
 	return g
+}
+
+// load writes body as gw.yaml and loads it with the simulation driver.
+func load(t testing.TB, body string) (*Plan, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Load(path, adapters.NewRegistry(simulation.Driver{}), nil)
 }
 
 func client(t *testing.T, g *Gateway, user, pw string) mqtt.Client {
@@ -217,4 +229,41 @@ func TestStatusAndDeviceAvailability(t *testing.T) {
 	if len(st.Devices) != 1 || st.Devices[0].Online == nil || !*st.Devices[0].Online || st.Broker.Clients != 2 {
 		t.Errorf("status %+v", st)
 	}
+}
+
+// A reload that stops retaining readings (publish.retain: true to false)
+// clears the retained values the old configuration left, as a restart
+// would: a new subscriber gets no stale reading.
+func TestReloadStopsRetaining(t *testing.T) {
+	const broker = "broker: {listeners: [{name: local, type: tcp, address: \"127.0.0.1:0\"}]}\n"
+	reload := make(chan struct{}, 1)
+	g := startWith(t, broker+"publish: {retain: true}\n"+setpointDevice, Options{Reload: reload})
+	first := sub(t, client(t, g, "", ""), "gw/hvac/setpoint")
+	next(t, first, "the retained setpoint", func(m message) bool { return m.retained && m.payload != "" })
+
+	path := g.plan.File.Path
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(body), "publish: {retain: true}", "publish: {retain: false}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	next(t, first, "the retained setpoint cleared", func(m message) bool { return m.payload == "" })
+
+	// The new generation publishes the setpoint again, not retained. A new
+	// subscriber gets retained messages first: none may be the setpoint.
+	late := sub(t, client(t, g, "", ""), "gw/hvac/#")
+	m := next(t, late, "the device status", func(m message) bool { return m.topic == "gw/hvac/status" })
+	if !m.retained {
+		t.Errorf("device status %+v is not retained", m)
+	}
+	publish(t, client(t, g, "", ""), "gw/hvac/marker", "after", false)
+	next(t, late, "the marker", func(m message) bool {
+		if m.topic == "gw/hvac/setpoint" && m.retained {
+			t.Fatalf("a stale retained setpoint after the reload: %+v", m)
+		}
+		return m.topic == "gw/hvac/marker"
+	})
 }

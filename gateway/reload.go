@@ -50,6 +50,10 @@ func (g *Gateway) reload(b *broker.Broker) {
 	gen := g.gen
 	g.mu.RUnlock()
 	gen.stop(g.log)
+	// Before the new devices publish, so that a cleared topic does not
+	// follow their first readings, and through the old routes, which
+	// carried what is cleared.
+	g.clearRetained(b, old, next)
 	if err := g.stores.apply(next.File, b); err != nil {
 		g.log.Error("reload: bridges", "err", err)
 	}
@@ -64,9 +68,6 @@ func (g *Gateway) reload(b *broker.Broker) {
 		next = old
 	}
 	g.forget(gen, newGen)
-	if next != old {
-		g.clearRetained(b, old, next)
-	}
 	g.mu.Lock()
 	g.plan, g.gen = next, newGen
 	g.mu.Unlock()
@@ -86,16 +87,19 @@ func (g *Gateway) forget(old, next *generation) {
 	}
 }
 
-// clearRetained removes the retained messages of points and devices that
-// the new configuration no longer has, as a restart would (the broker
-// keeps retained messages in memory): an empty retained message clears a
-// topic for local subscribers and, through the bridges, in the cloud.
+// clearRetained removes the retained messages that the new configuration
+// would not leave, as a restart would (the broker keeps retained messages
+// in memory): those of removed points and devices, and every point's when
+// publish.retain is turned off. An empty retained message clears a topic
+// for local subscribers and, through the bridges, in the cloud.
 func (g *Gateway) clearRetained(b *broker.Broker, old, next *Plan) {
 	keep := map[string]bool{}
 	for dev, topics := range next.Topics {
 		keep[next.DeviceStatusTopic(dev)] = true
-		for _, t := range topics {
-			keep[t] = true
+		if *next.File.Publish.Retain {
+			for _, t := range topics {
+				keep[t] = true
+			}
 		}
 	}
 	clear := func(topic string) {
@@ -103,7 +107,7 @@ func (g *Gateway) clearRetained(b *broker.Broker, old, next *Plan) {
 			return
 		}
 		if err := b.Publish(topic, nil, true, 1); err != nil {
-			g.log.Warn("reload: cannot clear the retained message of a removed point", "topic", topic, "err", err)
+			g.log.Warn("reload: cannot clear a retained message", "topic", topic, "err", err)
 		}
 	}
 	for dev, topics := range old.Topics {
