@@ -1,13 +1,8 @@
 package gateway
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/fieldbridge/gateway/adapters"
-	"github.com/fieldbridge/gateway/adapters/simulation"
 )
 
 // TestProfileRefusesDeepPointTopics: a point whose topic an out-route
@@ -15,8 +10,7 @@ import (
 // at the route, naming the topic (the device status counts too); a batch with its own topic
 // carries point topics inside its payload, so they do not count.
 func TestProfileRefusesDeepPointTopics(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	cfg := `gateway: {id: gw1}
+	_, err := load(t, `gateway: {id: gw1}
 publish: {topic: "{gateway}/{device}/{point}"}
 devices:
   - name: boiler
@@ -33,11 +27,7 @@ bridges:
     profile: aws-iot
     routes:
       - {direction: out, filter: "gw1/#", remote_prefix: "dt/plant/site-a/hall-2/line-4/cell-1/", batch: {topic: "dt/plant/gw1/batch"}}
-`
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(path, adapters.NewRegistry(simulation.Driver{}), nil)
+`)
 	if err == nil {
 		t.Fatal("accepted")
 	}

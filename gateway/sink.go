@@ -27,10 +27,9 @@ type pointState struct {
 	reporter *mappings.Reporter
 	// warned: the point's failure was logged; its recovery will be too.
 	warned bool
-	// polled: the outcome of this poll, read by Polled: 0 not read, 1 good,
-	// 2 failed (err).
-	polled int8
-	err    error
+	// read and err: the outcome of the current poll, for Polled.
+	read bool
+	err  error
 }
 
 // deviceSink turns one device's readings into messages. The runner that
@@ -46,9 +45,6 @@ type deviceSink struct {
 	status string // status topic
 	points []pointState
 	log    *slog.Logger // carries the device's name
-
-	// read lists the points reported in the current poll.
-	read []int
 
 	failures  int
 	offlineAt time.Time
@@ -70,11 +66,8 @@ func (s *deviceSink) Report(i int, v mappings.Value, err error, at time.Time) {
 		return
 	}
 	p := &s.points[i]
-	if p.polled == 0 {
-		s.read = append(s.read, i)
-	}
+	p.read, p.err = true, err
 	if err != nil {
-		p.polled, p.err = 2, err
 		s.errors.Inc()
 		s.setErr(err, at)
 		if !p.reporter.Bad() {
@@ -83,7 +76,6 @@ func (s *deviceSink) Report(i int, v mappings.Value, err error, at time.Time) {
 		s.publish(p.topic, mappings.Reading{Time: at, Err: err})
 		return
 	}
-	p.polled, p.err = 1, nil
 	s.readings.Inc()
 	v = p.point.Apply(v)
 	if !p.reporter.Should(v, at) {
@@ -140,22 +132,23 @@ func (s *deviceSink) Polled(err error) {
 func (s *deviceSink) logPoints(reachable bool) {
 	var failed, recovered []string
 	var firstErr error
-	for _, i := range s.read {
+	for i := range s.points {
 		p := &s.points[i]
 		switch {
-		case p.polled == 2 && !p.warned && reachable:
+		case !p.read:
+			continue
+		case p.err != nil && !p.warned && reachable:
 			p.warned = true
 			failed = append(failed, p.point.Name)
 			if firstErr == nil {
 				firstErr = p.err
 			}
-		case p.polled == 1 && p.warned:
+		case p.err == nil && p.warned:
 			p.warned = false
 			recovered = append(recovered, p.point.Name)
 		}
-		p.polled, p.err = 0, nil
+		p.read, p.err = false, nil
 	}
-	s.read = s.read[:0]
 	if len(failed) > 0 {
 		s.log.Warn("points unreadable", "points", strings.Join(failed, ","), "err", firstErr.Error())
 	}

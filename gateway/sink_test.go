@@ -25,8 +25,9 @@ func (p *recordingPub) Publish(topic string, payload []byte, _ bool, _ byte) err
 func TestSinkLogsTransitionsOnce(t *testing.T) {
 	var out bytes.Buffer
 	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	pub := &recordingPub{}
 	s := &deviceSink{
-		name: "meter", driver: "modbus", pub: &recordingPub{}, now: func() time.Time { return now },
+		name: "meter", driver: "modbus", pub: pub, now: func() time.Time { return now },
 		format: mappings.FormatJSON, status: "gw/meter/status",
 		log: slog.New(slog.NewTextHandler(&out, nil)).With("device", "meter"),
 	}
@@ -80,12 +81,18 @@ func TestSinkLogsTransitionsOnce(t *testing.T) {
 	expect("failures below the offline threshold")
 	poll(down, down, down)
 	expect("the device goes offline", `level=WARN msg="device offline" device=meter failed_polls=3 err="dial tcp`)
+	if last := pub.msgs[len(pub.msgs)-1]; last != "gw/meter/status offline" {
+		t.Errorf("last message %q, want the offline status", last)
+	}
 	poll(down, down, down)
 	expect("still offline")
 	poll(nil, illegal, nil)
 	expect("back online with one point failing",
 		`level=INFO msg="device online again" device=meter offline_for=2s`,
 		`level=WARN msg="points unreadable" device=meter points=current`)
+	if n := strings.Count(strings.Join(pub.msgs, "\n"), "gw/meter/status online"); n != 2 {
+		t.Errorf("%d online statuses (first poll and recovery), want 2", n)
+	}
 	poll(nil, nil, nil)
 	expect("all readable", `msg="points readable again" device=meter points=current`)
 }
