@@ -95,38 +95,45 @@ func (c *cloud) subscribe(t *testing.T, filter string) <-chan string {
 	return ch
 }
 
-// killRig is a gateway binary with one bridge to a mosquitto cloud that
-// is down: the routes are given, the rest is the same for every test.
-type killRig struct {
+// bridgeRig is a gateway binary's configuration with one bridge to a
+// mosquitto cloud, not started: the bridge's routes and limits are given,
+// the rest is the same for every test.
+type bridgeRig struct {
 	cloud *cloud
 	path  string
 	local string
+	head  string // the configuration up to the bridge's own settings
 }
 
-func newKillRig(t *testing.T, bridgeExtra string) *killRig {
+func newBridgeRig(t *testing.T, bridgeExtra string) *bridgeRig {
 	t.Helper()
 	pki := brokertest.NewPKI(t)
 	cl := newCloud(t, pki)
 	gwCert, gwKey := pki.ClientCert(t, "gw-test")
-	dataDir, local := t.TempDir(), freePort(t)
-	cfg := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
+	r := &bridgeRig{cloud: cl, path: filepath.Join(t.TempDir(), "gw.yaml"), local: freePort(t)}
+	r.head = fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
 broker: {listeners: [{name: local, type: tcp, address: %s}]}
 bridges:
   - name: cloud
     url: mqtts://%s
     tls: {ca_file: %s, cert_file: %s, key_file: %s}
     reconnect: {min: 50ms, max: 200ms}
-%s`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey, bridgeExtra)
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+`, t.TempDir(), r.local, cl.addr, pki.CAFile, gwCert, gwKey)
+	r.write(t, bridgeExtra)
+	return r
+}
+
+// write rewrites the configuration with other bridge settings.
+func (r *bridgeRig) write(t *testing.T, bridgeExtra string) {
+	t.Helper()
+	if err := os.WriteFile(r.path, []byte(r.head+bridgeExtra), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &killRig{cloud: cl, path: path, local: local}
 }
 
 // publishCounts publishes 0..n-1 to plant/line1/count and returns once the
 // gateway acknowledged every one.
-func (k *killRig) publishCounts(t *testing.T, n int, stderr fmt.Stringer) {
+func (k *bridgeRig) publishCounts(t *testing.T, n int, stderr fmt.Stringer) {
 	t.Helper()
 	pub := connect(t, k.local)
 	toks := make([]mqtt.Token, n)
@@ -145,7 +152,7 @@ func (k *killRig) publishCounts(t *testing.T, n int, stderr fmt.Stringer) {
 // delivers every message, in order.
 func TestKill9WhileCloudDownLosesNothing(t *testing.T) {
 	const n = 10000
-	k := newKillRig(t, `    routes: [{direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/"}]
+	k := newBridgeRig(t, `    routes: [{direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/"}]
 `)
 	gw, stderr := startGateway(t, k.path)
 	k.publishCounts(t, n, stderr)
@@ -182,31 +189,14 @@ func TestKill9WhileCloudDownLosesNothing(t *testing.T) {
 // A reload changes a bridge's routes in place: the local client stays
 // connected and what the new route matches reaches the cloud.
 func TestReloadChangesRoutes(t *testing.T) {
-	pki := brokertest.NewPKI(t)
-	cl := newCloud(t, pki)
-	cl.start(t)
-	got := cl.subscribe(t, "site/#")
-	gwCert, gwKey := pki.ClientCert(t, "gw-test")
-	local := freePort(t)
-	dataDir := t.TempDir()
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	write := func(filter string) {
-		body := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}
-broker: {listeners: [{name: local, type: tcp, address: %s}]}
-bridges:
-  - name: cloud
-    url: mqtts://%s
-    tls: {ca_file: %s, cert_file: %s, key_file: %s}
-    reconnect: {min: 50ms, max: 200ms}
-    routes: [{direction: out, filter: %q, qos: 1, remote_prefix: "site/"}]
-`, dataDir, local, cl.addr, pki.CAFile, gwCert, gwKey, filter)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	routes := func(filter string) string {
+		return fmt.Sprintf("    routes: [{direction: out, filter: %q, qos: 1, remote_prefix: \"site/\"}]\n", filter)
 	}
-	write("a/#")
-	gw, stderr := startGateway(t, path)
-	pub := connect(t, local)
+	rig := newBridgeRig(t, routes("a/#"))
+	rig.cloud.start(t)
+	got := rig.cloud.subscribe(t, "site/#")
+	gw, stderr := startGateway(t, rig.path)
+	pub := connect(t, rig.local)
 	send := func(topic, payload string) {
 		if tok := pub.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish %s: %v", topic, tok.Error())
@@ -226,7 +216,7 @@ bridges:
 	send("a/1", "a-before")
 	expect("a-before")
 
-	write("b/#")
+	rig.write(t, routes("b/#"))
 	gw.Process.Signal(syscall.SIGHUP)
 	// b/ messages are forwarded once the reload is applied; a/ ones no more.
 	stderr.waitFor(t, "configuration reloaded")
@@ -244,7 +234,7 @@ bridges:
 // again.
 func TestKill9MidBatchedReplay(t *testing.T) {
 	const n = 10000
-	k := newKillRig(t, `    max_rate: 20
+	k := newBridgeRig(t, `    max_rate: 20
     routes:
       - {direction: out, filter: "plant/#", qos: 1, remote_prefix: "site/", batch: {topic: site/batch, max_messages: 100, max_delay: 100ms}}
 `)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,11 +45,6 @@ type rateLimited struct {
 	now   func() time.Time
 	scope string // the attributes and groups added by With and WithGroup
 }
-
-// sourceKeys are the record attributes that name where a record comes
-// from. Their values come from the configuration, so the keys they make
-// are bounded by it.
-var sourceKeys = [...]string{"device", "bridge", "listener"}
 
 type rateState struct {
 	mu   sync.Mutex
@@ -106,7 +100,10 @@ func (h *rateLimited) key(r slog.Record) string {
 	b.WriteByte(0)
 	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool {
-		if slices.Contains(sourceKeys[:], a.Key) {
+		// The attributes that name where a record comes from. Their values
+		// come from the configuration, so the keys they make are bounded.
+		switch a.Key {
+		case "device", "bridge", "listener":
 			b.WriteByte(0)
 			b.WriteString(a.Key)
 			b.WriteByte('=')
