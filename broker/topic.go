@@ -6,17 +6,18 @@ import (
 	"github.com/fieldbridge/gateway/mappings"
 )
 
-// The matcher below is deliberately local to this package: ACL checks run
-// for every delivery to every non-anonymous subscriber, so it works on the
-// strings in place without splitting or allocating.
-
 // validTopic and validFilter are the MQTT rules as mappings applies them
 // to the configuration, so the broker and the file agree on what a topic is.
+// They allocate only for a refused topic (the error they drop).
 func validTopic(t string) bool { return mappings.ValidTopicName(t) == nil }
 
 func validFilter(f string) bool { return mappings.ValidTopicFilter(f) == nil }
 
-// matchTopic reports whether filter matches the topic name.
+// matchTopic reports whether filter matches the topic name. It and covers
+// are the ACL checks, which run for every publish and every delivery of a
+// non-anonymous client, so they work on the strings in place, without
+// splitting or allocating. covers is local because mappings matches a
+// filter against a topic, not a filter against a filter.
 func matchTopic(filter, topic string) bool {
 	// A topic name has no wildcards, so "covers" and "matches" coincide.
 	return covers(filter, topic)

@@ -21,13 +21,13 @@ const MaxClientsLimit = 900
 // interface. An empty host (":1883") binds everywhere.
 func IsLoopback(address string) bool {
 	host, _, err := net.SplitHostPort(address)
-	return err == nil && IsLoopbackHost(host)
+	return err == nil && isLoopbackHost(host)
 }
 
-// IsLoopbackHost reports whether a host only accepts connections from this
+// isLoopbackHost reports whether a host only accepts connections from this
 // machine. A hostname other than localhost is taken as network facing: what
 // it resolves to can change.
-func IsLoopbackHost(host string) bool {
+func isLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

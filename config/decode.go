@@ -25,8 +25,9 @@ type Decoder struct {
 	errs   Errors
 	pos    map[string]Pos
 	// visits counts decoded nodes: YAML aliases can make a small file
-	// expand exponentially ("billion laughs"), and the walk must end.
-	visits int
+	// expand exponentially ("billion laughs"), and the walk must end
+	// after maxVisits (a test lowers it, to stay fast).
+	visits, maxVisits int
 }
 
 // maxVisits bounds the values one file may expand to; a real gateway
@@ -38,7 +39,7 @@ func NewDecoder(file string, lookup func(string) (string, bool)) *Decoder {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	return &Decoder{file: file, lookup: lookup, pos: map[string]Pos{}}
+	return &Decoder{file: file, lookup: lookup, pos: map[string]Pos{}, maxVisits: maxVisits}
 }
 
 // Raw is a YAML subtree whose schema belongs to someone else (a driver); it
@@ -201,9 +202,9 @@ func (d *Decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	if n == nil {
 		return
 	}
-	if d.visits++; d.visits > maxVisits {
-		if d.visits == maxVisits+1 {
-			d.fail(n, path, "the file expands to more than %d values (YAML aliases?)", maxVisits)
+	if d.visits++; d.visits > d.maxVisits {
+		if d.visits == d.maxVisits+1 {
+			d.fail(n, path, "the file expands to more than %d values (YAML aliases?)", d.maxVisits)
 		}
 		return
 	}

@@ -205,7 +205,12 @@ func Load(path string, lookup func(string) (string, bool)) (*File, error) {
 
 // Parse is Load on bytes already read; path names them in errors.
 func Parse(path string, data []byte, lookup func(string) (string, bool)) (*File, error) {
-	d := NewDecoder(path, lookup)
+	return NewDecoder(path, lookup).parse(data)
+}
+
+// parse is Parse with the decoder given, so that a test can lower its limits.
+func (d *Decoder) parse(data []byte) (*File, error) {
+	path := d.file
 	f := &File{Path: path, dec: d}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fieldbridge/gateway/mappings"
 )
 
 // Profile holds what a kind of cloud broker accepts on one connection.
@@ -29,8 +31,9 @@ type Profile struct {
 	ByteRate, MaxByteRate Size
 	// Slashes caps the '/' in a topic or filter, after SlashesFree.
 	Slashes int
-	// SlashesFree is a topic prefix pattern whose slashes are not counted:
-	// "$aws/rules/*/" for AWS IoT Basic Ingest.
+	// SlashesFree is a topic filter ending in "/#": in a topic it matches,
+	// the slashes before the '#' are not counted ("$aws/rules/+/#" for
+	// AWS IoT Basic Ingest).
 	SlashesFree string
 	// TopicBytes caps the length of a topic or filter.
 	TopicBytes int
@@ -66,7 +69,7 @@ func LookupProfile(name string) (Profile, bool) {
 		return Profile{
 			Name: "aws-iot", Rate: 90, MaxRate: 100, Inflight: 100, MaxInflight: 100,
 			Payload: 128_000, MaxPayload: 128_000, ByteRate: 460 << 10, MaxByteRate: 512 << 10,
-			Slashes: 7, SlashesFree: "$aws/rules/*/", TopicBytes: 256, MaxQoS: 1,
+			Slashes: 7, SlashesFree: "$aws/rules/+/#", TopicBytes: 256, MaxQoS: 1,
 			FiltersPerSubscribe: 8, Subscriptions: 50, ClientIDBytes: 128,
 			KeepaliveMin: 30 * time.Second, KeepaliveMax: 1200 * time.Second,
 			DollarPrefix: "$aws/",
@@ -95,11 +98,11 @@ func (p Profile) CheckTopic(topic string) error {
 		return fmt.Errorf("%s allows topics of at most %d bytes, %q has %d", p.Name, p.TopicBytes, topic, len(topic))
 	}
 	if p.Slashes > 0 {
-		counted := topic
-		if rest, ok := matchPrefix(p.SlashesFree, topic); ok {
-			counted = rest
+		n := strings.Count(topic, "/")
+		if p.SlashesFree != "" && mappings.MatchFilter(p.SlashesFree, topic) {
+			n = max(0, n-strings.Count(p.SlashesFree, "/"))
 		}
-		if n := strings.Count(counted, "/"); n > p.Slashes {
+		if n > p.Slashes {
 			return fmt.Errorf("%s allows at most %d '/' in a topic, %q has %d", p.Name, p.Slashes, topic, n)
 		}
 	}
@@ -107,23 +110,4 @@ func (p Profile) CheckTopic(topic string) error {
 		return fmt.Errorf("%s reserves topics starting with '$' (only %s... may be used), got %q", p.Name, p.DollarPrefix, topic)
 	}
 	return nil
-}
-
-// matchPrefix matches a prefix pattern in which '*' stands for one
-// topic level, and returns the rest of the topic.
-func matchPrefix(pattern, topic string) (string, bool) {
-	if pattern == "" {
-		return topic, false
-	}
-	pl := strings.Split(strings.TrimSuffix(pattern, "/"), "/")
-	tl := strings.SplitN(topic, "/", len(pl)+1)
-	if len(tl) <= len(pl) {
-		return topic, false
-	}
-	for i, l := range pl {
-		if l != "*" && l != tl[i] {
-			return topic, false
-		}
-	}
-	return tl[len(pl)], true
 }

@@ -6,6 +6,7 @@ package rawmqtt
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"sync/atomic"
 )
@@ -30,28 +31,47 @@ func Publish(topic string, payload []byte) []byte {
 	return Packet(0x30, append(body, payload...))
 }
 
-// Subscribe writes a CONNECT and a SUBSCRIBE to filter at QoS 0.
-func Subscribe(w io.Writer, clientID, filter string) error {
+// Subscribe writes a CONNECT and a SUBSCRIBE to filter at QoS 0, and reads
+// the CONNACK and SUBACK, so that messages published after it returns
+// reach the subscription. It reads exactly those two packets: rw can go to
+// CountPublishes next.
+func Subscribe(rw io.ReadWriter, clientID, filter string) error {
 	sub := append([]byte{0, 1, byte(len(filter) >> 8), byte(len(filter))}, filter...)
-	_, err := w.Write(append(Connect(clientID), Packet(0x82, append(sub, 0))...))
-	return err
+	if _, err := rw.Write(append(Connect(clientID), Packet(0x82, append(sub, 0))...)); err != nil {
+		return err
+	}
+	var connack [4]byte
+	if _, err := io.ReadFull(rw, connack[:]); err != nil {
+		return fmt.Errorf("reading CONNACK: %w", err)
+	}
+	if connack[0] != 0x20 || connack[3] != 0 {
+		return fmt.Errorf("CONNACK % x: the connection was refused", connack)
+	}
+	var suback [5]byte
+	if _, err := io.ReadFull(rw, suback[:]); err != nil {
+		return fmt.Errorf("reading SUBACK: %w", err)
+	}
+	if suback != [5]byte{0x90, 3, 0, 1, 0} {
+		return fmt.Errorf("SUBACK % x: the subscription to %q was refused", suback, filter)
+	}
+	return nil
 }
 
 // CountPublishes reads packets from r until it fails, adding one to n for
-// each PUBLISH.
-func CountPublishes(r io.Reader, n *atomic.Int64) {
+// each PUBLISH, and returns the read error.
+func CountPublishes(r io.Reader, n *atomic.Int64) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	for {
 		h, err := br.ReadByte()
 		if err != nil {
-			return
+			return err
 		}
 		size, err := binary.ReadUvarint(br)
 		if err != nil {
-			return
+			return err
 		}
 		if _, err := br.Discard(int(size)); err != nil {
-			return
+			return err
 		}
 		if h>>4 == 3 {
 			n.Add(1)
