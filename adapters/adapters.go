@@ -176,8 +176,8 @@ type Configured struct {
 }
 
 // Configure asks each device's driver to decode it. Problems, including an
-// unknown driver and duplicate device names, are reported through the
-// file's decoder.
+// unknown driver and missing, invalid or duplicate device names, are
+// reported through the file's decoder.
 func (r *Registry) Configure(f *config.File) *Configured {
 	c := &Configured{byDrv: map[string][]Device{}}
 	d := f.Decoder()
@@ -202,7 +202,7 @@ func (r *Registry) Configure(f *config.File) *Configured {
 			seen[name] = raw.Path()
 		}
 		dev := driver.Configure(raw)
-		if dev == nil {
+		if !checkName(d, raw.Path(), name, dev) || dev == nil {
 			continue
 		}
 		c.Devices = append(c.Devices, dev)
@@ -212,6 +212,24 @@ func (r *Registry) Configure(f *config.File) *Configured {
 		c.byDrv[drv] = append(c.byDrv[drv], dev)
 	}
 	return c
+}
+
+// checkName checks the name of the device entry at path once its driver
+// has decoded the entry, so that the error points at the name's value.
+// name is the key's text; dev, when the entry is usable, holds the name
+// with its ${NAME} references replaced. An empty name has been reported
+// already. It returns false when the name is invalid.
+func checkName(d *config.Decoder, path, name string, dev Device) bool {
+	if dev != nil {
+		name = dev.Info().Name
+	} else if strings.Contains(name, "${") {
+		return true // its value is known only from a usable entry
+	}
+	if err := mappings.ValidName(name); err != nil && name != "" {
+		d.Errorf(path+".name", "%v", err)
+		return false
+	}
+	return true
 }
 
 // Runners returns every runner of the configured devices, grouped by bus.

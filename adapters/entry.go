@@ -31,14 +31,6 @@ func Decode(raw config.Raw, out any) *Entry {
 	return &Entry{d: d, path: raw.Path(), ok: len(d.Errors()) == before}
 }
 
-// CheckName checks the device's name key. A missing name is the registry's
-// to report.
-func (e *Entry) CheckName(name string) {
-	if err := mappings.ValidName(name); err != nil && name != "" {
-		e.Fail(e.Key("name"), "%v", err)
-	}
-}
-
 // PollInterval checks the entry's poll_interval v: def when the key is
 // absent, reported when shorter than min. An explicit 0 is shorter than
 // min, not a request for the default. It returns def after a problem, so

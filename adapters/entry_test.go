@@ -7,10 +7,10 @@ import (
 
 	"github.com/fieldbridge/gateway/adapters"
 	"github.com/fieldbridge/gateway/adapters/gpio"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/adapters/modbus"
 	"github.com/fieldbridge/gateway/adapters/serial"
 	"github.com/fieldbridge/gateway/adapters/simulation"
-	"github.com/fieldbridge/gateway/config"
 )
 
 // Every driver follows one poll_interval rule: absent is the driver's
@@ -40,13 +40,7 @@ func TestPollIntervalRule(t *testing.T) {
 			{", poll_interval: " + d.min.String(), ""},
 		} {
 			t.Run(d.driver.Name()+c.key, func(t *testing.T) {
-				src := "gateway: {id: gw, data_dir: /tmp/fieldbridge-test}\ndevices:\n  - " + d.entry + c.key + "}\n"
-				f, err := config.Parse("poll.yaml", []byte(src), func(string) (string, bool) { return "", false })
-				if f == nil || err != nil {
-					t.Fatalf("the test's file is invalid: %v", err)
-				}
-				devs := adapters.NewRegistry(d.driver).Configure(f).Devices
-				errs := f.Decoder().Errors()
+				devs, errs := configtest.Configure(t, d.driver, "  - "+d.entry+c.key+"}\n", configtest.Name("poll.yaml"))
 				switch {
 				case c.want == "" && (len(errs) > 0 || len(devs) != 1):
 					t.Errorf("want a valid device, got %d devices and:\n%v", len(devs), errs)
@@ -55,5 +49,42 @@ func TestPollIntervalRule(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// The registry checks every device's name once, whatever its driver, at
+// the name's value: as written, or with ${NAME} references replaced when
+// the entry is otherwise usable. A device with a bad name is dropped.
+func TestDeviceNameRule(t *testing.T) {
+	const bad = `devices[0].name: name "a b" may hold only letters, digits, '_' and '-'`
+	for _, c := range []struct {
+		entry string // a simulation device entry
+		env   string // the value of ${N}
+		want  []string
+	}{
+		{`{name: ok-1, driver: simulation, points: [{name: x, waveform: sine}]}`, "", nil},
+		{`{name: a b, driver: simulation, points: [{name: x, waveform: sine}]}`, "", []string{"names.yaml:3:12: " + bad}},
+		{`{name: "${N}", driver: simulation, points: [{name: x, waveform: sine}]}`, "ok", nil},
+		{`{name: "${N}", driver: simulation, points: [{name: x, waveform: sine}]}`, "a b", []string{"names.yaml:3:12: " + bad}},
+		// Another problem does not hide the name's.
+		{`{name: a b, driver: simulation, points: [{name: x, waveform: zigzag}]}`, "", []string{bad, `unknown waveform "zigzag"`}},
+	} {
+		t.Run(c.entry+c.env, func(t *testing.T) {
+			devs, errs := configtest.Configure(t, simulation.Driver{}, "  - "+c.entry+"\n", configtest.Name("names.yaml"), configtest.Env("N", c.env))
+			if len(c.want) == 0 {
+				if len(errs) > 0 || len(devs) != 1 {
+					t.Errorf("want a valid device, got %d devices and:\n%v", len(devs), errs)
+				}
+				return
+			}
+			if len(devs) != 0 || len(errs) != len(c.want) {
+				t.Errorf("want no device and %d errors, got %d devices and:\n%v", len(c.want), len(devs), errs)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errs.Error(), w) {
+					t.Errorf("missing %q in:\n%v", w, errs)
+				}
+			}
+		})
 	}
 }

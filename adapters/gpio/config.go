@@ -84,7 +84,6 @@ type lineSpec struct {
 func (Driver) Configure(raw config.Raw) adapters.Device {
 	var c deviceConfig
 	e := adapters.Decode(raw, &c)
-	e.CheckName(c.Name)
 	interval := e.PollInterval(c.PollInterval, DefaultPollInterval, MinPollInterval)
 	d, path := e.Decoder(), e.Path()
 	if c.Chip == "" {

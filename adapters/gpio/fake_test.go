@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
@@ -271,18 +272,16 @@ func configure(t testing.TB, devices string) []*Device {
 	return devs
 }
 
+// tryConfigure builds the devices of a devices: list and returns the
+// problems reported.
 func tryConfigure(t testing.TB, devices string) ([]*Device, config.Errors) {
 	t.Helper()
-	f, err := config.Parse("gpio.yaml", []byte("gateway: {id: gw, data_dir: /tmp/x}\ndevices:\n"+devices), nil)
-	if err != nil {
-		t.Fatalf("top level: %v", err)
+	devs, errs := configtest.Configure(t, Driver{}, devices, configtest.Name("gpio.yaml"))
+	out := make([]*Device, len(devs))
+	for i, d := range devs {
+		out[i] = d.(*Device)
 	}
-	c := adapters.NewRegistry(Driver{}).Configure(f)
-	var out []*Device
-	for _, d := range c.Devices {
-		out = append(out, d.(*Device))
-	}
-	return out, f.Decoder().Errors()
+	return out, errs
 }
 
 // harness runs one device on fake hardware.

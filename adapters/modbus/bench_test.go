@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/modbus/modbustest"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
@@ -93,11 +94,11 @@ func BenchmarkScan(b *testing.B) {
 			meterValues(func(addr uint16, regs ...uint16) { srv.setRegs(true, addr, regs...) })
 			benchScans(b, srv.url(), mode.extra)
 		})
-		for _, proto := range []string{"tcp", "rtu+tcp"} {
-			b.Run("pymodbus-"+proto+"/"+mode.name, func(b *testing.B) {
+		for _, proto := range []modbustest.Mode{modbustest.TCP, modbustest.RTUOverTCP} {
+			b.Run("pymodbus-"+string(proto)+"/"+mode.name, func(b *testing.B) {
 				ir := make([]uint16, 0x160)
 				meterValues(func(addr uint16, regs ...uint16) { copy(ir[addr:], regs) })
-				port := startPymodbus(b, proto, map[int]pyTables{1: {IR: ir}})
+				port := modbustest.StartPymodbus(b, proto, map[int]modbustest.Tables{1: {IR: ir}})
 				benchScans(b, fmt.Sprintf("%s://127.0.0.1:%d", proto, port), mode.extra)
 			})
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
@@ -125,23 +126,10 @@ func (s *fakeSink) lastGood(t *testing.T, i int) mappings.Value {
 }
 
 // configure decodes device entries (a YAML list, one "- name: ..." per
-// device) with the real registry and decoder.
+// device, unindented) with the real registry and decoder.
 func configure(t testing.TB, devices string) ([]adapters.Device, config.Errors) {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("gateway: {id: gw, data_dir: /tmp/fieldbridge-test}\ndevices:\n")
-	for _, line := range strings.Split(strings.TrimRight(devices, "\n"), "\n") {
-		b.WriteString("  " + line + "\n")
-	}
-	f, err := config.Parse("test.yaml", []byte(b.String()), func(string) (string, bool) { return "", false })
-	if f == nil {
-		t.Fatalf("parse: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("the test's gateway section is invalid: %v", err)
-	}
-	c := adapters.NewRegistry(Driver{}).Configure(f)
-	return c.Devices, f.Decoder().Errors()
+	return configtest.Configure(t, Driver{}, devices, configtest.Indent("  "))
 }
 
 // mustConfigure is configure for entries that must be valid.

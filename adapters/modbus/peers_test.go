@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,31 +15,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldbridge/gateway/adapters/modbus/modbustest"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
 // The real peers these tests run come from Debian packages; a missing one
 // fails the test with the package to install.
-const (
-	python3 = "/usr/bin/python3"
-	pkgHint = "install the test peers: apt-get install python3-pymodbus python3-serial-asyncio socat mbpoll"
-)
+const pkgHint = "install the test peers: apt-get install python3-pymodbus python3-serial-asyncio socat mbpoll"
 
 func needPeer(t testing.TB, what string, check func() error) {
 	t.Helper()
 	if err := check(); err != nil {
 		t.Fatalf("%s is missing (%v): %s", what, err, pkgHint)
 	}
-}
-
-func needPymodbus(t testing.TB) {
-	needPeer(t, "python3-pymodbus", func() error {
-		out, err := exec.Command(python3, "-c", "import pymodbus.server.async_io, pymodbus.datastore").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
-		}
-		return nil
-	})
 }
 
 func needTool(t testing.TB, name string) string {
@@ -51,61 +38,6 @@ func needTool(t testing.TB, name string) string {
 		return err
 	})
 	return path
-}
-
-// pyTables is one unit's data for testdata/pyserver.py.
-type pyTables struct {
-	HR []uint16 `json:"hr,omitempty"`
-	IR []uint16 `json:"ir,omitempty"`
-	CO []int    `json:"co,omitempty"`
-	DI []int    `json:"di,omitempty"`
-}
-
-// startPymodbus runs testdata/pyserver.py in mode (tcp, rtu+tcp, or rtu
-// with the serial port as arg) until the test ends; it returns the TCP
-// port (0 for rtu).
-func startPymodbus(t testing.TB, mode string, units map[int]pyTables, arg ...string) int {
-	t.Helper()
-	needPymodbus(t)
-	cfg := map[string]any{"units": units}
-	data, _ := json.Marshal(cfg)
-	path := filepath.Join(t.TempDir(), "pyserver.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, python3, append([]string{"testdata/pyserver.py", mode, path}, arg...)...)
-	stdin, _ := cmd.StdinPipe() // the server runs until its stdin closes or it is killed
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start pymodbus: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		cancel()
-		_ = cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		var port int
-		if _, err := fmt.Sscanf(s, "ready %d", &port); err != nil {
-			cancel()
-			_ = cmd.Wait()
-			t.Fatalf("pymodbus did not start: %q\n%s", s, stderr.String())
-		}
-		return port
-	case <-time.After(waitLimit):
-		t.Fatalf("pymodbus did not start\n%s", stderr.String())
-	}
-	return 0
 }
 
 // ptyPair links two pseudo-terminals with socat, a null-modem cable for
@@ -179,9 +111,9 @@ func asInt16(s string) string {
 // peerData is what the pymodbus tests serve: a float32 (ABCD) at 0, an
 // int16 at 2, a uint32 in CDAB at 3, a bit field at 5; an input register
 // at 0; coils and discrete inputs.
-func peerData() map[int]pyTables {
+func peerData() map[int]modbustest.Tables {
 	f := regsOf(21.5)
-	return map[int]pyTables{1: {
+	return map[int]modbustest.Tables{1: {
 		HR: []uint16{f[0], f[1], 0xfb2e, 0x5678, 0x1234, 0b1000, 0, 0},
 		IR: []uint16{1234},
 		CO: []int{1, 0, 1},
@@ -246,7 +178,7 @@ func writeOnPeer(t *testing.T, rs *running) {
 // cross-checks the values with mbpoll and with `gateway modbus read`.
 func TestPymodbusTCP(t *testing.T) {
 	noLeak(t)
-	port := startPymodbus(t, "tcp", peerData())
+	port := modbustest.StartPymodbus(t, modbustest.TCP, peerData())
 	url := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	devs := mustConfigure(t, "- name: dev\n  driver: modbus\n  url: "+url+"\n  poll_interval: 1h\n"+peerPoints)
 	rs := start(t, devs)
@@ -290,7 +222,7 @@ func TestPymodbusTCP(t *testing.T) {
 // TestPymodbusRTUOverTCP polls pymodbus answering RTU frames over TCP.
 func TestPymodbusRTUOverTCP(t *testing.T) {
 	noLeak(t)
-	port := startPymodbus(t, "rtu+tcp", peerData())
+	port := modbustest.StartPymodbus(t, modbustest.RTUOverTCP, peerData())
 	devs := mustConfigure(t, fmt.Sprintf("- name: dev\n  driver: modbus\n  url: rtu+tcp://127.0.0.1:%d\n  poll_interval: 1h\n", port)+peerPoints)
 	rs := start(t, devs)
 	checkPeerValues(t, rs.sinks["dev"], devs)
@@ -303,7 +235,7 @@ func TestPymodbusRTUOverTCP(t *testing.T) {
 func TestPymodbusRTUSerial(t *testing.T) {
 	noLeak(t)
 	a, b := ptyPair(t)
-	startPymodbus(t, "rtu", peerData(), a)
+	modbustest.StartPymodbusRTU(t, a, peerData())
 	devs := mustConfigure(t, "- name: dev\n  driver: modbus\n  url: rtu://"+b+"\n  serial: {baud: 9600, parity: N}\n  poll_interval: 1h\n"+peerPoints)
 	rs := start(t, devs)
 	checkPeerValues(t, rs.sinks["dev"], devs)

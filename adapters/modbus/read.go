@@ -109,8 +109,8 @@ func ReadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if ep.scheme == schemeRTU {
 		p, ok := serialline.ParseParity(*parity)
 		switch {
-		case *baud < 50 || *baud > 4000000:
-			return usage("--baud %d outside 50..4000000", *baud)
+		case *baud < serialline.MinBaud || *baud > serialline.MaxBaud:
+			return usage("--baud %d outside %d..%d", *baud, serialline.MinBaud, serialline.MaxBaud)
 		case !ok:
 			return usage("unknown --parity %q (want N, E or O)", *parity)
 		case *dataBits != 8:

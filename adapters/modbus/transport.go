@@ -305,9 +305,14 @@ func crc16(b []byte) uint16 {
 
 // serialTransport speaks RTU on a serial port through go.bug.st/serial.
 type serialTransport struct {
-	path    string
-	mode    serialline.Mode
-	port    serial.Port
+	path string
+	mode serialline.Mode
+	// line is the open port (nil when closed) and the guard made with it,
+	// which lets a cancelled context end a blocked read; cancel is the
+	// guard's Cancel. They live as long as the port, so that a request
+	// allocates neither.
+	line    serialReader
+	cancel  func()
 	timeout time.Duration
 	// quietSince is when the line last fell silent: the next request waits
 	// until it has been quiet for a frame gap (3.5 characters).
@@ -316,10 +321,10 @@ type serialTransport struct {
 }
 
 func (t *serialTransport) setTimeout(d time.Duration) { t.timeout = d }
-func (t *serialTransport) connected() bool            { return t.port != nil }
+func (t *serialTransport) connected() bool            { return t.line.port != nil }
 
 func (t *serialTransport) connect(ctx context.Context) (err error) {
-	if t.port != nil {
+	if t.line.port != nil {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -329,21 +334,25 @@ func (t *serialTransport) connect(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: open %s: %v", ErrConnection, t.path, err)
 	}
-	t.port, t.quietSince = p, time.Now()
+	g := serialline.NewGuard(p)
+	t.line, t.cancel = serialReader{port: p, guard: g}, g.Cancel
+	t.quietSince = time.Now()
 	return nil
 }
 
+// close closes the port. Its guard goes with it: once cancelled, a guard
+// fails every read.
 func (t *serialTransport) close() {
-	if t.port != nil {
-		_ = t.port.Close()
-		t.port = nil
+	if t.line.port != nil {
+		_ = t.line.port.Close()
+		t.line, t.cancel = serialReader{}, nil
 	}
 }
 
 // Send implements gridx.Transporter. The reply aliases the transport's
 // buffer: it is valid until the next Send.
 func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, err error) {
-	port := t.port
+	port := t.line.port
 	if port == nil {
 		return nil, fmt.Errorf("%w: not connected", ErrConnection)
 	}
@@ -371,16 +380,17 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 		return nil, ioError(err)
 	}
 	// A cancelled context closes the port only while a Read blocks on it,
-	// never during the Write.
-	g := serialline.NewGuard(port)
-	stop := context.AfterFunc(ctx, g.Cancel)
+	// never during the Write; the port is then closed for good below, and
+	// its guard, which stays cancelled, with it.
+	stop := context.AfterFunc(ctx, t.cancel)
 	if _, err = port.Write(adu); err == nil {
 		// The deadline counts the time both frames take on the line.
 		wire := charTime(t.mode) * time.Duration(len(adu)+rtuReplyLen(adu))
-		r := &serialReader{port: port, read: g.Read, deadline: time.Now().Add(t.timeout + wire)}
+		r := &t.line
+		r.deadline = time.Now().Add(t.timeout + wire)
 		resp, err = readRTU(r, adu, t.buf[:])
 		if errors.Is(err, ErrFrame) {
-			t.resync(port, g, r.deadline.Add(t.timeout))
+			r.resync(frameGap(t.mode), r.deadline.Add(t.timeout))
 		}
 	}
 	t.quietSince = time.Now()
@@ -398,29 +408,13 @@ func (t *serialTransport) Send(ctx context.Context, adu []byte) (resp []byte, er
 	return resp, nil
 }
 
-// resync waits until the line is quiet for a frame gap, so that the rest of
-// a garbled frame is not taken for the start of the next reply, then drops
-// what arrived. It gives up at limit.
-func (t *serialTransport) resync(port serial.Port, g *serialline.Guard, limit time.Time) {
-	quiet := max(frameGap(t.mode), 20*time.Millisecond) // tty latency exceeds the gap
-	var scratch [64]byte
-	for time.Now().Before(limit) {
-		if port.SetReadTimeout(quiet) != nil {
-			return
-		}
-		if n, err := g.Read(scratch[:]); n == 0 || err != nil {
-			break
-		}
-	}
-	_ = port.ResetInputBuffer()
-}
-
-// serialReader reads a serial port until a deadline. go.bug.st/serial
-// reports a read timeout as (0, nil), which io.ReadFull would retry
-// forever: here it becomes os.ErrDeadlineExceeded once the deadline passed.
+// serialReader reads a serial port, through its guard, until a deadline.
+// go.bug.st/serial reports a read timeout as (0, nil), which io.ReadFull
+// would retry forever: here it becomes os.ErrDeadlineExceeded once the
+// deadline passed.
 type serialReader struct {
 	port     serial.Port
-	read     func([]byte) (int, error) // the port's Read, through its guard
+	guard    *serialline.Guard // made with port
 	deadline time.Time
 }
 
@@ -433,9 +427,26 @@ func (r *serialReader) Read(p []byte) (int, error) {
 		if err := r.port.SetReadTimeout(rem); err != nil {
 			return 0, err
 		}
-		n, err := r.read(p)
+		n, err := r.guard.Read(p)
 		if n > 0 || err != nil {
 			return n, err
 		}
 	}
+}
+
+// resync waits until the line is quiet for gap, so that the rest of a
+// garbled frame is not taken for the start of the next reply, then drops
+// what arrived. It gives up at limit.
+func (r *serialReader) resync(gap time.Duration, limit time.Time) {
+	quiet := max(gap, 20*time.Millisecond) // tty latency exceeds the gap
+	var scratch [64]byte
+	for time.Now().Before(limit) {
+		if r.port.SetReadTimeout(quiet) != nil {
+			return
+		}
+		if n, err := r.guard.Read(scratch[:]); n == 0 || err != nil {
+			break
+		}
+	}
+	_ = r.port.ResetInputBuffer()
 }

@@ -65,7 +65,6 @@ type deviceConfig struct {
 func (Driver) Configure(raw config.Raw) adapters.Device {
 	var c deviceConfig
 	e := adapters.Decode(raw, &c)
-	e.CheckName(c.Name)
 	dev := &Device{
 		info:    adapters.Info{Name: c.Name, Driver: Driver{}.Name()},
 		mode:    serialline.Default(),

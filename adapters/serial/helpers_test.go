@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,24 +115,7 @@ func traceOf(dev *Device, ev []event) string {
 // with ${PORT} replaced by port.
 func configure(t testing.TB, devices, port string) ([]adapters.Device, config.Errors) {
 	t.Helper()
-	src := "gateway: {id: gw, data_dir: /tmp/fieldbridge-test}\ndevices:\n" + devices
-	return configureFile(t, "devices.yaml", []byte(src), port)
-}
-
-func configureFile(t testing.TB, name string, src []byte, port string) ([]adapters.Device, config.Errors) {
-	t.Helper()
-	lookup := func(k string) (string, bool) {
-		if k == "PORT" {
-			return port, true
-		}
-		return "", false
-	}
-	f, _ := config.Parse(name, src, lookup)
-	if f == nil {
-		t.Fatal("parse failed")
-	}
-	c := adapters.NewRegistry(Driver{}).Configure(f)
-	return c.Devices, f.Decoder().Errors()
+	return configtest.Configure(t, Driver{}, devices, configtest.Env("PORT", port))
 }
 
 // mustDevice configures exactly one device.

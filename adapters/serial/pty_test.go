@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata")
@@ -50,7 +52,7 @@ func TestSensorsGolden(t *testing.T) {
 			}
 
 			pty := startSocat(t, t.TempDir())
-			devs, errs := configureFile(t, filepath.Join(dir, "config.yaml"), cfg, pty.B)
+			devs, errs := configtest.ConfigureFile(t, Driver{}, filepath.Join(dir, "config.yaml"), cfg, configtest.Env("PORT", pty.B))
 			if len(errs) > 0 || len(devs) != 1 {
 				t.Fatalf("config: %v", errs)
 			}

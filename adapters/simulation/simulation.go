@@ -86,7 +86,6 @@ func (Driver) Name() string { return "simulation" }
 func (Driver) Configure(raw config.Raw) adapters.Device {
 	var c deviceConfig
 	e := adapters.Decode(raw, &c)
-	e.CheckName(c.Name)
 	interval := e.PollInterval(c.PollInterval, time.Second, MinPollInterval)
 	path := e.Path()
 	if len(c.Points) == 0 {

@@ -10,19 +10,8 @@ import (
 
 	"github.com/fieldbridge/gateway/adapters"
 	"github.com/fieldbridge/gateway/adapters/internal/configtest"
-	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
-
-func configure(t *testing.T, devices string) (*adapters.Configured, config.Errors) {
-	t.Helper()
-	f, err := config.Parse("sim.yaml", []byte("gateway: {id: gw, data_dir: /tmp/x}\ndevices:\n"+devices), nil)
-	if err != nil {
-		t.Fatalf("top level: %v", err)
-	}
-	c := adapters.NewRegistry(Driver{}).Configure(f)
-	return c, f.Decoder().Errors()
-}
 
 func TestSampleConfigures(t *testing.T) {
 	devs := configtest.Sample(t, Driver{}, Sample, 1, 1)
@@ -32,7 +21,7 @@ func TestSampleConfigures(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	_, errs := configure(t, `  - name: d
+	_, errs := configtest.Configure(t, Driver{}, `  - name: d
     driver: simulation
     poll_interval: 100us
     points:
@@ -41,7 +30,7 @@ func TestConfigErrors(t *testing.T) {
       - {name: c, waveform: counter, type: float32}
       - {name: d, waveform: sine, writable: true}
       - {name: a, waveform: ramp, colour: red}
-`)
+`, configtest.Name("sim.yaml"))
 	want := []string{
 		"sim.yaml:5:20: devices[0].poll_interval: poll_interval must be at least 1ms",
 		`devices[0].points[0].waveform: unknown waveform "zigzag"`,
@@ -89,12 +78,12 @@ func (s *fakeSink) Polled(err error) {
 
 func run(t *testing.T, devices string, cmds chan adapters.Command) (*fakeSink, func()) {
 	t.Helper()
-	c, errs := configure(t, devices)
+	devs, errs := configtest.Configure(t, Driver{}, devices)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	sink := &fakeSink{polled: make(chan struct{}, 1)}
-	runners := Driver{}.Runners(c.Devices)
+	runners := Driver{}.Runners(devs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	env := adapters.Env{Now: time.Now, Sink: func(string) adapters.Sink { return sink },

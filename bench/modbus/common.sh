@@ -1,14 +1,14 @@
 # Shared by the Modbus comparisons (compare.sh, floor.sh); source it after
 # bench/lib.sh and bench_init, from the repository.
 #
-# start_pymodbus JSON   runs adapters/modbus/testdata/pyserver.py over TCP
+# start_pymodbus JSON   runs adapters/modbus/modbustest/pyserver.py over TCP
 #                       with that configuration and sets $mbport.
 # start_mosquitto       runs a plain mosquitto on 127.0.0.1 and sets $mqport.
 # gateway_config V      prints the gateway's configuration (below).
 
 start_pymodbus() {
 	printf '%s\n' "$1" >"$work/pymodbus.json"
-	coproc PYMODBUS { exec /usr/bin/python3 adapters/modbus/testdata/pyserver.py tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
+	coproc PYMODBUS { exec /usr/bin/python3 adapters/modbus/modbustest/pyserver.py tcp "$work/pymodbus.json" 2>"$work/pymodbus.err"; }
 	pids+=("$PYMODBUS_PID")
 	read -r _ mbport <&"${PYMODBUS[0]}" || { cat "$work/pymodbus.err" >&2; return 1; }
 }

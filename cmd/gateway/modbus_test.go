@@ -1,52 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-)
 
-// startPymodbus runs the driver tests' pymodbus server (python3-pymodbus)
-// with holding register 0 of unit 1 at 7, and returns its address.
-func startPymodbus(t *testing.T) string {
-	t.Helper()
-	// Debian's python3, where python3-pymodbus installs, whatever python3
-	// comes first on PATH.
-	const python3 = "/usr/bin/python3"
-	cfg := filepath.Join(t.TempDir(), "pymodbus.json")
-	if err := os.WriteFile(cfg, []byte(`{"units": {"1": {"hr": [7]}}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(python3, "../../adapters/modbus/testdata/pyserver.py", "tcp", cfg)
-	stdin, err := cmd.StdinPipe() // the server runs until its stdin closes
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	stderr.written = make(chan struct{}, 1)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	var port int
-	if _, serr := fmt.Sscanf(line, "ready %d", &port); err != nil || serr != nil {
-		t.Fatalf("pymodbus did not start (apt-get install python3-pymodbus; scripts/test.sh does it): %q %v\n%s", line, err, &stderr)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
-}
+	"github.com/fieldbridge/gateway/adapters/modbus/modbustest"
+)
 
 // cuttableLink forwards TCP connections from its own address to a target
 // until cut closes the listener and every connection; restore listens on
@@ -56,24 +21,26 @@ type cuttableLink struct {
 	addr   string
 	target string
 	mu     sync.Mutex
-	ln     net.Listener
+	ln     net.Listener // nil while cut
 	conns  []net.Conn
 }
 
 func newCuttableLink(t *testing.T, target string) *cuttableLink {
-	l := &cuttableLink{t: t, addr: freePort(t), target: target}
-	l.restore()
+	l := &cuttableLink{t: t, target: target}
+	l.listen("127.0.0.1:0") // a port picked now, kept for restore
 	t.Cleanup(l.cut)
 	return l
 }
 
-func (l *cuttableLink) restore() {
-	ln, err := net.Listen("tcp", l.addr)
+func (l *cuttableLink) restore() { l.listen(l.addr) }
+
+func (l *cuttableLink) listen(addr string) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	l.mu.Lock()
-	l.ln = ln
+	l.ln, l.addr = ln, ln.Addr().String()
 	l.mu.Unlock()
 	go func() {
 		for {
@@ -87,6 +54,13 @@ func (l *cuttableLink) restore() {
 				continue
 			}
 			l.mu.Lock()
+			if l.ln != ln {
+				// Accepted just before a cut: it goes with the cut.
+				l.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
 			l.conns = append(l.conns, c, up)
 			l.mu.Unlock()
 			go func() { io.Copy(up, c); up.Close() }()
@@ -112,7 +86,8 @@ func (l *cuttableLink) cut() {
 // status topic goes offline and online again, and the journal says both,
 // once each, while the readings resume.
 func TestModbusLinkCut(t *testing.T) {
-	link := newCuttableLink(t, startPymodbus(t))
+	port := modbustest.StartPymodbus(t, modbustest.TCP, map[int]modbustest.Tables{1: {HR: []uint16{7}}})
+	link := newCuttableLink(t, fmt.Sprintf("127.0.0.1:%d", port))
 	mqttAddr := freePort(t)
 	path := filepath.Join(t.TempDir(), "gw.yaml")
 	cfg := fmt.Sprintf(`gateway: {id: gw-test, data_dir: %s}

@@ -13,13 +13,72 @@ import (
 	"github.com/fieldbridge/gateway/config"
 )
 
-// configure parses src as the configuration file name, resolving ${NAME}
-// with lookup (nil: the environment), and configures its devices with
-// driver d. It fails the test when the file cannot be parsed or its
-// top-level sections are invalid, and returns the devices and every
-// problem the driver reported.
-func configure(t testing.TB, d adapters.Driver, name string, src []byte, lookup func(string) (string, bool)) ([]adapters.Device, config.Errors) {
+// preamble is the gateway section that Configure puts above the devices.
+const preamble = "gateway: {id: gw, data_dir: /tmp/fieldbridge-test}\ndevices:\n"
+
+// Option changes how Configure builds and parses the test's file.
+type Option func(*options)
+
+type options struct {
+	name   string
+	indent string
+	env    map[string]string
+}
+
+// Name is the file's name, which error messages start with; the default
+// is test.yaml.
+func Name(name string) Option { return func(o *options) { o.name = name } }
+
+// Indent puts prefix before each line of the devices, so that a test can
+// write its list unindented.
+func Indent(prefix string) Option { return func(o *options) { o.indent = prefix } }
+
+// Env sets ${name} to value. References to other names are unset: the
+// tests never read the environment.
+func Env(name, value string) Option {
+	return func(o *options) {
+		if o.env == nil {
+			o.env = map[string]string{}
+		}
+		o.env[name] = value
+	}
+}
+
+// Configure puts devices, a YAML list of device entries indented as under
+// `devices:` (see Indent), below a minimal gateway section and configures
+// them with driver d through the registry. It fails the test when the file
+// cannot be parsed or its gateway section is invalid, and returns the
+// devices and every problem reported.
+func Configure(t testing.TB, d adapters.Driver, devices string, opts ...Option) ([]adapters.Device, config.Errors) {
 	t.Helper()
+	o := options{name: "test.yaml"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var b strings.Builder
+	b.WriteString(preamble)
+	if o.indent == "" {
+		b.WriteString(devices)
+	} else {
+		for line := range strings.Lines(devices) {
+			b.WriteString(o.indent + line)
+		}
+	}
+	return ConfigureFile(t, d, o.name, []byte(b.String()), opts...)
+}
+
+// ConfigureFile is Configure for src, a whole configuration file: its
+// name is the one given, and of the options only Env applies.
+func ConfigureFile(t testing.TB, d adapters.Driver, name string, src []byte, opts ...Option) ([]adapters.Device, config.Errors) {
+	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	lookup := func(k string) (string, bool) {
+		v, ok := o.env[k]
+		return v, ok
+	}
 	f, err := config.Parse(name, src, lookup)
 	if f == nil || err != nil {
 		t.Fatalf("%s: the test's file is invalid: %v", name, err)
@@ -34,8 +93,7 @@ func configure(t testing.TB, d adapters.Driver, name string, src []byte, lookup 
 // devices, polled by the given number of runners.
 func Sample(t *testing.T, d adapters.Driver, sample []byte, devices, runners int) []adapters.Device {
 	t.Helper()
-	src := "gateway: {id: gw, data_dir: /tmp/fieldbridge-test}\ndevices:\n" + string(sample)
-	devs, errs := configure(t, d, "sample.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	devs, errs := Configure(t, d, string(sample), Name("sample.yaml"))
 	if len(errs) > 0 {
 		t.Fatalf("sample.yaml:\n%v", errs)
 	}

@@ -26,10 +26,10 @@ const (
 // DefaultBaud is the baud rate of a line without `baud`.
 const DefaultBaud = 9600
 
-// Limits of `baud`.
+// Limits of `baud`: Check applies them, and a command's --baud flag must too.
 const (
-	minBaud = 50
-	maxBaud = 4000000
+	MinBaud = 50
+	MaxBaud = 4000000
 )
 
 // Config is the `serial:` key of a device entry.
@@ -96,8 +96,8 @@ func (c Config) Check(e *adapters.Entry, p string, dataBits ...int) Mode {
 	m := Default()
 	fail := func(k, format string, args ...any) { e.Fail(e.At(p, k), format, args...) }
 	if e.Decoder().Has(p+".baud") || c.Baud != 0 {
-		if c.Baud < minBaud || c.Baud > maxBaud {
-			fail("baud", "baud %d outside %d..%d", c.Baud, minBaud, maxBaud)
+		if c.Baud < MinBaud || c.Baud > MaxBaud {
+			fail("baud", "baud %d outside %d..%d", c.Baud, MinBaud, MaxBaud)
 		} else {
 			m.Baud = c.Baud
 		}

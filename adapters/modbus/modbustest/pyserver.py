@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A Modbus server on python3-pymodbus 3.0.0 for the driver's tests and benchmarks.
+"""A Modbus server on python3-pymodbus 3.0.0 for tests and benchmarks (modbustest embeds it).
 
 Usage:
   pyserver.py tcp  CONFIG.json            Modbus TCP on 127.0.0.1, a free port
