@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"container/heap"
 	"encoding/base64"
 	"encoding/json"
 	"sync"
@@ -23,11 +24,8 @@ import (
 // retained. Its records leave the buffer when the cloud acknowledged the
 // batch (the tracker below), so a lost batch is sent again whole.
 
-// batchRoute is an out-route with batch settings, as the sender sees it:
-// remote is its filter under remote_prefix, which the remote topic of a
-// buffered message matches.
+// batchRoute is the batch settings of an out-route.
 type batchRoute struct {
-	remote      string
 	topic       string // the batches' topic; "" means each remote topic's own
 	maxMessages int
 	maxBytes    int
@@ -45,25 +43,38 @@ const maxOpenBytes = 8 << 20
 // (and resent after a crash). Past it, that batch is sent early.
 const maxOpenSpan = 100_000
 
+// batchKey names an open batch: there is one per topic and QoS.
+type batchKey struct {
+	topic string
+	qos   byte
+}
+
 // openBatch is a batch being filled.
 type openBatch struct {
-	topic    string
-	qos      byte
+	batchKey
 	route    *batchRoute
 	buf      []byte // "[" and the elements so far, comma separated
 	seqs     []uint64
 	deadline time.Time
+
+	prev, next *openBatch // in the order batches were opened
+	at         int        // index in the batcher's deadline heap
 }
 
 // size is the payload's size once closed with "]".
 func (o *openBatch) size() int { return len(o.buf) + 1 }
 
-// batcher holds the open batches of one session, in the order they were
-// opened.
+// batcher holds the open batches of one session. Every record costs the
+// same however many batches are open (one per remote topic, batching by
+// remote topic over many topics): they are found by key, listed in the
+// order they were opened (the first holds the oldest record), and kept
+// in a heap by deadline.
 type batcher struct {
-	open  []*openBatch
-	bytes int
-	elem  []byte
+	open           map[batchKey]*openBatch
+	oldest, newest *openBatch
+	byDeadline     deadlineHeap
+	bytes          int
+	elem           []byte
 }
 
 // element encodes one buffered message as an element of a batch.
@@ -85,87 +96,125 @@ func (bt *batcher) element(r record) []byte {
 	return e
 }
 
-// find returns the open batch for a topic and QoS.
-func (bt *batcher) find(topic string, qos byte) *openBatch {
-	for _, o := range bt.open {
-		if o.topic == topic && o.qos == qos {
-			return o
-		}
-	}
-	return nil
-}
-
 // add puts an encoded element into the batch for topic, opening one when
 // needed. It returns the batches that must be sent before the element
 // fits, and after it when they are full: at most three, in sending order.
 // The element must fit into an empty batch of the route.
 func (bt *batcher) add(route *batchRoute, topic string, qos byte, elem []byte, seq uint64, now time.Time) []*openBatch {
 	var ready []*openBatch
-	o := bt.find(topic, qos)
+	key := batchKey{topic, qos}
+	o := bt.open[key]
 	if o != nil && o.size()+1+len(elem) > route.maxBytes {
 		ready = append(ready, bt.remove(o))
 		o = nil
 	}
-	if o == nil {
-		for bt.bytes+len(elem) > maxOpenBytes && len(bt.open) > 0 {
-			ready = append(ready, bt.remove(bt.open[0]))
+	opening := o == nil
+	if opening {
+		for bt.bytes+len(elem) > maxOpenBytes && bt.oldest != nil {
+			ready = append(ready, bt.remove(bt.oldest))
 		}
-		o = &openBatch{topic: topic, qos: qos, route: route, buf: []byte{'['}, deadline: now.Add(route.maxDelay)}
-		bt.open = append(bt.open, o)
-		bt.bytes++
+		o = &openBatch{batchKey: key, route: route, buf: []byte{'['}, deadline: now.Add(route.maxDelay)}
 	} else {
 		o.buf = append(o.buf, ',')
-		bt.bytes++
 	}
 	o.buf = append(o.buf, elem...)
 	o.seqs = append(o.seqs, seq)
-	bt.bytes += len(elem)
+	bt.bytes += 1 + len(elem)
+	if opening {
+		bt.insert(o)
+	}
 	if len(o.seqs) >= route.maxMessages || o.size() >= route.maxBytes {
 		ready = append(ready, bt.remove(o))
 	}
-	// Batches are opened in buffer order: the first holds the oldest record.
-	for len(bt.open) > 0 && seq-bt.open[0].seqs[0] >= maxOpenSpan {
-		ready = append(ready, bt.remove(bt.open[0]))
+	for bt.oldest != nil && seq-bt.oldest.seqs[0] >= maxOpenSpan {
+		ready = append(ready, bt.remove(bt.oldest))
 	}
 	return ready
 }
 
-// due removes and returns the batches whose max_delay has passed.
+// due removes and returns the batches whose max_delay has passed, the
+// earliest deadline first.
 func (bt *batcher) due(now time.Time) []*openBatch {
 	var ready []*openBatch
-	for i := 0; i < len(bt.open); {
-		if o := bt.open[i]; !now.Before(o.deadline) {
-			ready = append(ready, bt.remove(o))
-			continue
-		}
-		i++
+	for len(bt.byDeadline) > 0 && !now.Before(bt.byDeadline[0].deadline) {
+		ready = append(ready, bt.remove(bt.byDeadline[0]))
 	}
 	return ready
 }
 
 // deadline is when the next open batch is due.
 func (bt *batcher) deadline() (time.Time, bool) {
-	if len(bt.open) == 0 {
+	if len(bt.byDeadline) == 0 {
 		return time.Time{}, false
 	}
-	d := bt.open[0].deadline
-	for _, o := range bt.open[1:] {
-		if o.deadline.Before(d) {
-			d = o.deadline
-		}
-	}
-	return d, true
+	return bt.byDeadline[0].deadline, true
 }
 
-func (bt *batcher) remove(o *openBatch) *openBatch {
-	for i, x := range bt.open {
-		if x == o {
-			bt.open = append(bt.open[:i], bt.open[i+1:]...)
-			break
-		}
+// insert adds o, just opened with its first record, as the newest batch.
+func (bt *batcher) insert(o *openBatch) {
+	if bt.open == nil {
+		bt.open = map[batchKey]*openBatch{}
 	}
+	bt.open[o.batchKey] = o
+	o.prev = bt.newest
+	if bt.newest != nil {
+		bt.newest.next = o
+	} else {
+		bt.oldest = o
+	}
+	bt.newest = o
+	heap.Push(&bt.byDeadline, o)
+}
+
+// remove closes o with "]" and returns it.
+func (bt *batcher) remove(o *openBatch) *openBatch {
+	delete(bt.open, o.batchKey)
+	if o.prev != nil {
+		o.prev.next = o.next
+	} else {
+		bt.oldest = o.next
+	}
+	if o.next != nil {
+		o.next.prev = o.prev
+	} else {
+		bt.newest = o.prev
+	}
+	o.prev, o.next = nil, nil
+	heap.Remove(&bt.byDeadline, o.at)
 	bt.bytes -= len(o.buf)
 	o.buf = append(o.buf, ']')
+	return o
+}
+
+// deadlineHeap orders open batches by deadline, then by their oldest
+// record (the order they were opened), for container/heap.
+type deadlineHeap []*openBatch
+
+func (h deadlineHeap) Len() int { return len(h) }
+
+func (h deadlineHeap) Less(i, j int) bool {
+	if c := h[i].deadline.Compare(h[j].deadline); c != 0 {
+		return c < 0
+	}
+	return h[i].seqs[0] < h[j].seqs[0]
+}
+
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].at, h[j].at = i, j
+}
+
+func (h *deadlineHeap) Push(x any) {
+	o := x.(*openBatch)
+	o.at = len(*h)
+	*h = append(*h, o)
+}
+
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	o := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
 	return o
 }
 

@@ -72,6 +72,16 @@ type outRoute struct {
 	filter string
 	qos    byte
 	prefix string
+	batch  *batchRoute // nil: one message per record
+}
+
+// sends reports whether Store would have sent a local topic under r as
+// the remote topic: the same test as Store's, on the local topic r would
+// have had. The sender, which has only the remote topic, takes the first
+// route that sends it, as Store takes the first that matches.
+func (r *outRoute) sends(remote string) bool {
+	local, ok := strings.CutPrefix(remote, r.prefix)
+	return ok && mappings.MatchFilter(r.filter, local)
 }
 
 type inRoute struct {
@@ -92,7 +102,6 @@ type Bridge struct {
 	origin     string // broker.InlineOrigin(name): what the bridge injected
 	out        []outRoute
 	in         []inRoute
-	batched    []batchRoute
 	inflight   int
 	bufferQoS0 bool
 	maxPayload int
@@ -210,21 +219,17 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		}
 		switch r.Direction {
 		case "out":
-			b.out = append(b.out, outRoute{filter: r.Filter, qos: qos, prefix: r.RemotePrefix})
+			route := outRoute{filter: r.Filter, qos: qos, prefix: r.RemotePrefix}
 			if bt := r.Batch; bt != nil {
-				br := batchRoute{
-					remote:      r.RemotePrefix + r.Filter,
+				route.batch = &batchRoute{
 					topic:       bt.Topic,
 					maxMessages: bt.MaxMessages,
 					// config.Load refuses more; a hand-built one is capped.
 					maxBytes: min(int(bt.MaxBytes), b.maxPayload),
 					maxDelay: bt.MaxDelay,
 				}
-				if err := mappings.ValidTopicFilter(br.remote); err != nil {
-					return nil, fmt.Errorf("bridge %s: routes[%d]: remote_prefix and filter: %w", cfg.Name, i, err)
-				}
-				b.batched = append(b.batched, br)
 			}
+			b.out = append(b.out, route)
 		case "in":
 			b.in = append(b.in, inRoute{filter: r.Filter, qos: qos, strip: r.StripPrefix})
 		default:

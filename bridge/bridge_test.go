@@ -492,7 +492,7 @@ func TestLimiter(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.mu.Lock()
-		msgs, bytes, n := l.msgs[0].sum, l.bytes[0].sum, len(l.bytes[0].sends)-l.bytes[0].head
+		msgs, bytes, n := l.msgs[0].sum, l.bytes.sum, len(l.bytes.sends)-l.bytes.head
 		first, last := l.msgs[0].sends[l.msgs[0].head].at, l.msgs[0].sends[len(l.msgs[0].sends)-1].at
 		tenth := l.msgs[1].sum
 		l.mu.Unlock()
@@ -656,11 +656,11 @@ func TestNewFillsDefaults(t *testing.T) {
 		t.Errorf("client id %q, keepalive %s, buffer_qos0 %v, reconnect %+v", b.clientID, b.keepalive, b.bufferQoS0, b.cfg.Reconnect)
 	}
 	if len(b.out) != 1 || b.out[0].qos != 1 {
-		t.Errorf("out-routes %+v, want one at QoS 1", b.out)
+		t.Fatalf("out-routes %+v, want one at QoS 1", b.out)
 	}
-	if len(b.batched) != 1 || b.batched[0].maxMessages != config.DefaultBatchCount ||
-		b.batched[0].maxBytes != int(config.DefaultBatchBytes) || b.batched[0].maxDelay != config.DefaultBatchDelay {
-		t.Errorf("batch %+v, want the defaults", b.batched)
+	if bt := b.out[0].batch; bt == nil || bt.maxMessages != config.DefaultBatchCount ||
+		bt.maxBytes != int(config.DefaultBatchBytes) || bt.maxDelay != config.DefaultBatchDelay {
+		t.Errorf("batch %+v, want the defaults", bt)
 	}
 	want := Limits{Profile: "generic", Inflight: config.DefaultInflight, MaxPayload: int(config.MaxPayloadLimit)}
 	if got := b.Status().Limits; got != want {
@@ -679,5 +679,37 @@ func TestNewFillsDefaults(t *testing.T) {
 		if _, err := New(c, Options{GatewayID: "gw", Buffer: buf}); err == nil {
 			t.Errorf("New accepted %+v", c)
 		}
+	}
+}
+
+// TestDropLogsLimited: drops of one kind are logged once per interval
+// whatever their topics, and one kind does not reset another's count.
+func TestDropLogsLimited(t *testing.T) {
+	log, sb := testLogger(t, "bridge")
+	buf := openTestBuffer(t)
+	cfg := config.Bridge{
+		Name: "cloud", URL: "mqtts://cloud.example.com:8883", MaxPayload: 10,
+		Routes: []config.Route{{Direction: "out", Filter: "gw/#"}},
+	}
+	b, err := New(cfg, Options{GatewayID: "gw", Buffer: buf, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "gw/" + strings.Repeat("x", 1<<16) // a remote topic the record format cannot hold
+	for i := range 10 {
+		for _, m := range []broker.Message{
+			{Topic: fmt.Sprintf("gw/%d", i), Payload: make([]byte, 11), QoS: 1},
+			{Topic: long, Payload: []byte("1"), QoS: 1},
+		} {
+			if err := b.Store(context.Background(), m, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st := b.Status()
+	oversize := strings.Count(sb.String(), "larger than the cloud accepts")
+	unsendable := strings.Count(sb.String(), "a message that cannot be sent")
+	if st.Drops.Oversize != 10 || st.Drops.Unsendable != 10 || oversize != 1 || unsendable != 1 {
+		t.Errorf("drops %+v, logged %d oversize and %d unsendable, want 10 each counted and logged once", st.Drops, oversize, unsendable)
 	}
 }

@@ -252,9 +252,8 @@ func (ep endpoint) tunnel(ctx context.Context, dial dialFunc) (net.Conn, error) 
 		c.Close()
 		return nil, &connectError{"proxy", px, err}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
+	// ctx ends at open's timeout at the latest: ending it unblocks the
+	// exchange below.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	req := &http.Request{
@@ -285,7 +284,10 @@ func (ep endpoint) tunnel(ctx context.Context, dial dialFunc) (net.Conn, error) 
 	if br.Buffered() > 0 {
 		return fail(fmt.Errorf("CONNECT %s: the proxy sent data before the client spoke", ep.addr))
 	}
-	c.SetDeadline(time.Time{})
+	if !stop() {
+		// ctx ended meanwhile: the connection has a past deadline.
+		return fail(fmt.Errorf("CONNECT %s: %w", ep.addr, context.Cause(ctx)))
+	}
 	return c, nil
 }
 
@@ -308,11 +310,7 @@ const maxPending = 256 << 10
 type batchConn struct {
 	net.Conn
 	timeout time.Duration // bounds each flush
-
-	// Read side, used by paho's one reading goroutine only.
-	rbuf   []byte
-	rstart int
-	rend   int
+	r       *bufio.Reader // used by paho's one reading goroutine only
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -322,7 +320,7 @@ type batchConn struct {
 }
 
 func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
-	b := &batchConn{Conn: c, timeout: timeout}
+	b := &batchConn{Conn: c, timeout: timeout, r: bufio.NewReaderSize(c, readBufSize)}
 	b.cond = sync.NewCond(&b.mu)
 	go b.flush()
 	return b
@@ -331,28 +329,7 @@ func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
 // readBufSize holds a few hundred PUBACKs, or one typical inbound message.
 const readBufSize = 4 << 10
 
-// Read serves paho from the read buffer, refilling it with one Read of the
-// connection when it is empty. Reads larger than the buffer bypass it.
-func (b *batchConn) Read(p []byte) (int, error) {
-	if b.rstart == b.rend {
-		if len(p) >= readBufSize {
-			return b.Conn.Read(p)
-		}
-		if b.rbuf == nil {
-			b.rbuf = make([]byte, readBufSize)
-		}
-		n, err := b.Conn.Read(b.rbuf)
-		b.rstart, b.rend = 0, n
-		if n == 0 {
-			return 0, err
-		}
-		// An error with data comes back at the next Read, from the
-		// connection again.
-	}
-	n := copy(p, b.rbuf[b.rstart:b.rend])
-	b.rstart += n
-	return n, nil
-}
+func (b *batchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()

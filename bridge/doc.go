@@ -35,8 +35,9 @@
 //
 // # Batches and limits
 //
-// A record whose remote topic falls under an out-route with batch
-// settings joins an open batch (batch.go) instead of being published
+// A record stored under an out-route with batch settings (the first
+// out-route that sends its remote topic, as Store took the first that
+// matched) joins an open batch (batch.go) instead of being published
 // alone: one per batch topic, sent as a JSON array when it holds
 // max_messages or max_bytes, or max_delay after it opened. Batches for
 // different topics are acknowledged out of buffer order, so a tracker
@@ -44,7 +45,9 @@
 // cloud acknowledged. Every MQTT message, batch or not, takes a place in
 // the inflight window and passes the limiter (pace.go): max_rate messages
 // and max_byte_rate bytes within any sliding second. A message larger than
-// max_payload, or than an empty batch can hold, is dropped and counted.
+// max_payload is dropped and counted when it is published, and a record
+// larger (buffered under an earlier max_payload) or larger than an empty
+// batch can hold when it is sent.
 //
 // # The connection
 //

@@ -607,12 +607,7 @@ func (r *rig) waitConnected(t testing.TB, up bool) {
 // message's index on its topic.
 func publishLocal(t testing.TB, brokerURL string, topics []string, perTopic int) {
 	t.Helper()
-	opts := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("local-pub-%d", time.Now().UnixNano())).
-		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(wait).SetWriteTimeout(wait)
-	cl := paho.NewClient(opts)
-	if tok := cl.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
-		t.Fatalf("local publisher: connect: %v", tok.Error())
-	}
+	cl := connectLocal(t, brokerURL)
 	defer cl.Disconnect(100)
 	window := make(chan paho.Token, 100)
 	var failed atomic.Value
@@ -637,6 +632,18 @@ func publishLocal(t testing.TB, brokerURL string, topics []string, perTopic int)
 	if f := failed.Load(); f != nil {
 		t.Fatalf("local publisher: %v", f)
 	}
+}
+
+// connectLocal connects a publisher to the local broker.
+func connectLocal(t testing.TB, brokerURL string) paho.Client {
+	t.Helper()
+	opts := paho.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("local-pub-%d", time.Now().UnixNano())).
+		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(wait).SetWriteTimeout(wait)
+	cl := paho.NewClient(opts)
+	if tok := cl.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("local publisher: connect: %v", tok.Error())
+	}
+	return cl
 }
 
 func topicNames(prefix string, n int) []string {

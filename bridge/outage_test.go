@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fieldbridge/gateway/config"
 )
 
 // outageMessages is the issue's figure; the race detector gets fewer.
@@ -60,11 +62,16 @@ func TestOutage(t *testing.T) {
 }
 
 // TestWebsocket: the same path over wss:// with a client certificate.
-func TestWebsocket(t *testing.T) { testWebsocket(t, false) }
+func TestWebsocket(t *testing.T) {
+	c, p, cfg, _ := newWebsocketCloud(t)
+	sendAndCheck(t, c, p, cfg)
+}
 
-// testWebsocket sends through a mosquitto websockets listener with TLS
-// and a client certificate, through an HTTP proxy when viaProxy is set.
-func testWebsocket(t *testing.T, viaProxy bool) {
+// newWebsocketCloud starts a cloud with a mosquitto websockets listener
+// with TLS and client certificates, and returns a bridge configuration
+// for it and the listener's port.
+func newWebsocketCloud(t *testing.T) (*cloud, *pki, config.Bridge, int) {
+	t.Helper()
 	p := newPKI(t, "cloud")
 	certFile, keyFile := p.leaf(t, "cloud-ws", []string{"127.0.0.1"}, false)
 	wsPort := freePort(t)
@@ -77,24 +84,25 @@ require_certificate true
 use_identity_as_username true
 `, wsPort, p.ca, certFile, keyFile)})
 	c.start()
-	sub := newCloudSub()
-	subscribeCloud(t, c, p, "ws-sub", "sites/#", sub, nil)
 	cfg := bridgeConfig(c, p, t)
 	cfg.URL = fmt.Sprintf("wss://127.0.0.1:%d/mqtt", wsPort)
-	var px *httpProxy
-	if viaProxy {
-		px = newHTTPProxy(t, wsPort, "gw", "ws-s3cret")
-		cfg.Proxy = fmt.Sprintf("http://gw:ws-s3cret@127.0.0.1:%d", px.port)
-	}
+	return c, p, cfg, wsPort
+}
+
+// sendAndCheck runs a bridge with cfg, publishes locally and checks that
+// every message reaches the cloud, in order per topic.
+func sendAndCheck(t *testing.T, c *cloud, p *pki, cfg config.Bridge) *rig {
+	t.Helper()
+	sub := newCloudSub()
+	subscribeCloud(t, c, p, "send-sub", "sites/#", sub, nil)
 	r := newRig(t, cfg, rigOpts{})
 	r.waitConnected(t, true)
+	const perTopic = 500
 	topics := topicNames("plant/t", 2)
-	publishLocal(t, r.local, topics, 500)
-	sub.waitFor(t, wait, "every message", func(_, d int) bool { return d >= 1000 })
-	checkDelivery(t, sub.snapshot(), topicNames("sites/a/plant/t", 2), 500)
-	if px != nil && !strings.Contains(px.logText(), fmt.Sprintf("CONNECT 127.0.0.1:%d", wsPort)) {
-		t.Errorf("the proxy did not carry the websocket:\n%s", px.logText())
-	}
+	publishLocal(t, r.local, topics, perTopic)
+	sub.waitFor(t, wait, "every message", func(_, distinct int) bool { return distinct >= len(topics)*perTopic })
+	checkDelivery(t, sub.snapshot(), topicNames("sites/a/plant/t", len(topics)), perTopic)
+	return r
 }
 
 // TestUnbufferedQoS0: with buffer_qos0 false, QoS 0 messages skip the

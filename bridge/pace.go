@@ -55,9 +55,9 @@ func (b *backoff) reset() { b.ceil = b.min }
 type limiter struct {
 	mu    sync.Mutex
 	msgs  [2]window // one second, and a tenth of it
-	bytes [2]window // the second one stays unlimited
+	bytes window    // one second
 	// heldMsgs and heldBytes count the sends that waited for max_rate and
-	// for max_byte_rate.
+	// for max_byte_rate: the tests' proof that a case reached the limits.
 	heldMsgs, heldBytes uint64
 }
 
@@ -93,7 +93,7 @@ func newLimiter(rate, byteRate float64) *limiter {
 		l.msgs[1] = window{limit: math.Ceil(rate / spread), span: time.Second / spread}
 	}
 	if byteRate > 0 {
-		l.bytes[0] = window{limit: byteRate, span: time.Second}
+		l.bytes = window{limit: byteRate, span: time.Second}
 	}
 	return l
 }
@@ -147,17 +147,17 @@ func (l *limiter) wait(ctx context.Context, size int) error {
 		now := time.Now()
 		var at time.Time
 		var msgs, bytes bool
-		for i := range 2 {
+		for i := range l.msgs {
 			l.msgs[i].expire(now)
-			l.bytes[i].expire(now)
 			if t := l.msgs[i].room(1); !t.IsZero() {
 				msgs = true
 				at = later(at, t)
 			}
-			if t := l.bytes[i].room(float64(size)); !t.IsZero() {
-				bytes = true
-				at = later(at, t)
-			}
+		}
+		l.bytes.expire(now)
+		if t := l.bytes.room(float64(size)); !t.IsZero() {
+			bytes = true
+			at = later(at, t)
 		}
 		if msgs && !waited {
 			l.heldMsgs++
@@ -167,10 +167,10 @@ func (l *limiter) wait(ctx context.Context, size int) error {
 		}
 		waited = waited || msgs || bytes
 		if at.IsZero() {
-			for i := range 2 {
+			for i := range l.msgs {
 				l.msgs[i].spend(now, 1)
-				l.bytes[i].spend(now, float64(size))
 			}
+			l.bytes.spend(now, float64(size))
 			l.mu.Unlock()
 			return nil
 		}

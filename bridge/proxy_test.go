@@ -28,8 +28,8 @@ const (
 // both directions. It forwards their bytes unchanged. It records when each
 // QoS 1 PUBLISH from the bridge came through, with its packet id and
 // size, and how many were awaiting their PUBACK at once; and it can hold
-// the cloud's PUBACKs back for a while, in order, to fill the bridge's
-// in-flight window.
+// the cloud's PUBACKs back, in order, for a while or until released, to
+// fill the bridge's in-flight window.
 type mqttProxy struct {
 	ln    net.Listener
 	up    string // the cloud's host:port
@@ -37,6 +37,7 @@ type mqttProxy struct {
 	hold  atomic.Int64 // how long PUBACKs are held, in nanoseconds
 
 	mu     sync.Mutex
+	gate   chan struct{} // while paused, closed by releaseAcks; else nil
 	pubs   []proxyPub
 	maxOut int
 	conns  int
@@ -83,6 +84,26 @@ func (px *mqttProxy) url() string { return "mqtts://" + px.ln.Addr().String() }
 // holdAcks makes the proxy forward each PUBACK from the cloud d after it
 // arrived; PUBACKs held already keep their time.
 func (px *mqttProxy) holdAcks(d time.Duration) { px.hold.Store(int64(d)) }
+
+// pauseAcks makes the proxy hold every PUBACK from the cloud that arrives
+// from now on until releaseAcks.
+func (px *mqttProxy) pauseAcks() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if px.gate == nil {
+		px.gate = make(chan struct{})
+	}
+}
+
+// releaseAcks lets the PUBACKs held since pauseAcks go, in order.
+func (px *mqttProxy) releaseAcks() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	if px.gate != nil {
+		close(px.gate)
+		px.gate = nil
+	}
+}
 
 // publishes returns the PUBLISHes seen so far, in the order they came.
 func (px *mqttProxy) publishes() []proxyPub {
@@ -177,11 +198,13 @@ func (px *mqttProxy) accept() {
 	}
 }
 
-// heldPuback is a PUBACK from the cloud waiting for its time.
+// heldPuback is a PUBACK from the cloud waiting for its time, and for
+// its gate to close when it came while paused.
 type heldPuback struct {
 	pkt     []byte
 	id      uint16
 	release time.Time
+	gate    <-chan struct{}
 }
 
 // serve relays one connection of the bridge.
@@ -260,7 +283,10 @@ func (px *mqttProxy) serve(down net.Conn) {
 				return
 			}
 			if pkt[0]>>4 == pktPuback && len(body) == 2 {
-				acks <- heldPuback{pkt: pkt, id: binary.BigEndian.Uint16(body), release: time.Now().Add(time.Duration(px.hold.Load()))}
+				px.mu.Lock()
+				gate := px.gate
+				px.mu.Unlock()
+				acks <- heldPuback{pkt: pkt, id: binary.BigEndian.Uint16(body), release: time.Now().Add(time.Duration(px.hold.Load())), gate: gate}
 				continue
 			}
 			if writeDown(pkt) != nil {
@@ -273,6 +299,12 @@ func (px *mqttProxy) serve(down net.Conn) {
 	// before its PUBACK reaches the bridge: the bridge cannot send another
 	// until then, so the count never runs ahead of the bridge's own.
 	for a := range acks {
+		if a.gate != nil {
+			select {
+			case <-a.gate:
+			case <-px.done:
+			}
+		}
 		if d := time.Until(a.release); d > 0 {
 			t := time.NewTimer(d)
 			select {

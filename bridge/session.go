@@ -13,7 +13,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fieldbridge/gateway/buffer"
-	"github.com/fieldbridge/gateway/mappings"
 )
 
 // subscribeFailed is the SUBACK return code of a refused subscription.
@@ -145,12 +144,11 @@ func (b *Bridge) serve(ctx context.Context, cl paho.Client, lk *link, lost <-cha
 	// all of it.
 	bl := b.buf.Stats()
 	backlog := replay{records: bl.Messages, until: bl.NextSeq, since: time.Now()}
+	args := []any{"url", b.publicURL, "client_id", b.clientID}
 	if bl.Messages > 0 {
-		b.log.Info("bridge: connected", "url", b.publicURL, "client_id", b.clientID,
-			"backlog", bl.Messages, "oldest_age", bl.OldestAge.Round(time.Second))
-	} else {
-		b.log.Info("bridge: connected", "url", b.publicURL, "client_id", b.clientID)
+		args = append(args, "backlog", bl.Messages, "oldest_age", bl.OldestAge.Round(time.Second))
 	}
+	b.log.Info("bridge: connected", args...)
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -285,7 +283,8 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr
 			}
 			continue
 		}
-		if route := b.batchRoute(r.topic); route != nil {
+		if out := b.remoteRoute(r.topic); out != nil && out.batch != nil {
+			route := out.batch
 			elem := bt.element(r)
 			if len(elem)+2 > route.maxBytes {
 				b.oversize(r.topic, len(elem)+2, route.maxBytes)
@@ -317,11 +316,13 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr
 	}
 }
 
-// batchRoute is the batched out-route a remote topic falls under, if any.
-func (b *Bridge) batchRoute(topic string) *batchRoute {
-	for i := range b.batched {
-		if mappings.MatchFilter(b.batched[i].remote, topic) {
-			return &b.batched[i]
+// remoteRoute is the out-route a record with this remote topic was
+// stored under, as far as the remote topic tells: the first that sends
+// it. A record stored under an older configuration may have none.
+func (b *Bridge) remoteRoute(remote string) *outRoute {
+	for i := range b.out {
+		if b.out[i].sends(remote) {
+			return &b.out[i]
 		}
 	}
 	return nil
@@ -330,12 +331,17 @@ func (b *Bridge) batchRoute(topic string) *batchRoute {
 // acquire takes a place in the in-flight window, then waits for max_rate
 // and max_byte_rate; false means ctx ended.
 func (b *Bridge) acquire(ctx context.Context, slots chan struct{}, size int) bool {
+	return takeSlot(ctx, slots) && b.limit.wait(ctx, size) == nil
+}
+
+// takeSlot takes a place in the in-flight window; false means ctx ended.
+func takeSlot(ctx context.Context, slots chan<- struct{}) bool {
 	select {
 	case slots <- struct{}{}:
+		return true
 	case <-ctx.Done():
 		return false
 	}
-	return b.limit.wait(ctx, size) == nil
 }
 
 // publishBatch sends a closed batch; false means ctx ended.
@@ -352,9 +358,7 @@ func (b *Bridge) publishBatch(ctx context.Context, cl paho.Client, o *openBatch,
 // skip hands a record that is not sent to the collector, which
 // acknowledges it in its turn; false means ctx ended.
 func (b *Bridge) skip(ctx context.Context, seq uint64, window chan<- pending, slots chan struct{}) bool {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
+	if !takeSlot(ctx, slots) {
 		return false
 	}
 	window <- pending{seq: seq}
@@ -366,7 +370,7 @@ func (b *Bridge) skip(ctx context.Context, seq uint64, window chan<- pending, sl
 // closed) at every attempt.
 func (b *Bridge) oversize(topic string, size, limit int) {
 	b.st.oversize.Add(1)
-	if n, ok := b.logs.store.allow("oversize "+topic, time.Now()); ok {
+	if n, ok := b.logs.oversize.allow("", time.Now()); ok {
 		b.log.Warn("bridge: dropping a message larger than the cloud accepts", "topic", topic, "bytes", size, "max", limit, "suppressed", n)
 	}
 }

@@ -413,13 +413,18 @@ func (l *logLimit) allow(text string, now time.Time) (int, bool) {
 	return n, true
 }
 
+// logLimits are the bridge's log limiters, one per kind of line, so that
+// one kind does not reset another's count. A line whose text varies from
+// message to message (a topic) is keyed by a constant, the text an
+// attribute: it would otherwise never repeat.
 type logLimits struct {
-	connect, badRecord, store, in logLimit
+	connect, badRecord, unsendable, oversize, in logLimit
 }
 
 func (l *logLimits) init() {
 	l.connect.interval = time.Minute
 	l.badRecord.interval = 10 * time.Second
-	l.store.interval = 10 * time.Second
+	l.unsendable.interval = 10 * time.Second
+	l.oversize.interval = 10 * time.Second
 	l.in.interval = 10 * time.Second
 }

@@ -22,11 +22,12 @@ import (
 //
 // A QoS 0 message with buffer_qos0 false is not buffered: it is queued
 // for the connected session and dropped (and counted) when there is none.
-// Messages that can never be sent (a remote topic over 65535 bytes, a
-// record over max_bytes) and those refused by a full drop_newest buffer
-// are counted and accepted, since refusing them would make the publisher
-// send them again forever. Any other buffer failure is returned, and the
-// broker then disconnects the publisher without its PUBACK.
+// Messages that can never be sent (a payload over max_payload, a remote
+// topic over 65535 bytes, a record over max_bytes) and those refused by a
+// full drop_newest buffer are counted and accepted, since refusing them
+// would make the publisher send them again forever. Any other buffer
+// failure is returned, and the broker then disconnects the publisher
+// without its PUBACK.
 func (b *Bridge) Store(ctx context.Context, m broker.Message, durable bool) error {
 	if m.Origin == b.origin {
 		return nil
@@ -42,6 +43,12 @@ func (b *Bridge) Store(ctx context.Context, m broker.Message, durable bool) erro
 		// second time (a local /set command applied twice). The in-route
 		// makes that namespace cloud-to-local, so it is not sent up.
 		b.st.looped.Add(1)
+		return nil
+	}
+	if len(m.Payload) > b.maxPayload {
+		// The cloud would refuse it at every attempt. The sender checks
+		// again, for records buffered under a larger max_payload.
+		b.oversize(m.Topic, len(m.Payload), b.maxPayload)
 		return nil
 	}
 	if m.QoS == 0 && !b.bufferQoS0 {
@@ -71,7 +78,7 @@ func (b *Bridge) Store(ctx context.Context, m broker.Message, durable bool) erro
 		return nil // drop_newest: the buffer counts and reports it
 	case errors.Is(err, buffer.ErrTooLarge) || errors.Is(err, errUnsendable):
 		b.st.unsendable.Add(1)
-		if n, ok := b.logs.store.allow("unsendable", time.Now()); ok {
+		if n, ok := b.logs.unsendable.allow("", time.Now()); ok {
 			b.log.Warn("bridge: dropping a message that cannot be sent", "topic", m.Topic, "bytes", len(m.Payload), "err", err, "suppressed", n)
 		}
 		return nil

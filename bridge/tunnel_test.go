@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fieldbridge/gateway/config"
 )
 
 // httpProxy is a real tinyproxy on 127.0.0.1 that lets CONNECT through
@@ -78,34 +80,36 @@ func (px *httpProxy) logText() string {
 
 // TestProxyTunnel: with proxy set, the bridge reaches the cloud through an
 // HTTP proxy's CONNECT tunnel, with TLS and the client certificate end to
-// end, and messages arrive as without it; the proxy's password never
-// reaches the log.
+// end, and messages arrive as without it.
 func TestProxyTunnel(t *testing.T) {
 	p := newPKI(t, "cloud")
 	c := newCloud(t, p, cloudOpts{})
 	c.start()
-	px := newHTTPProxy(t, c.port, "gw", "pr0xy-s3cret")
-	sub := newCloudSub()
-	subscribeCloud(t, c, p, "tunnel-sub", "sites/#", sub, nil)
-
-	cfg := bridgeConfig(c, p, t)
-	cfg.Proxy = fmt.Sprintf("http://gw:pr0xy-s3cret@127.0.0.1:%d", px.port)
-	r := newRig(t, cfg, rigOpts{})
-	r.waitConnected(t, true)
-	topics := topicNames("plant/t", 5)
-	publishLocal(t, r.local, topics, 20)
-	sub.waitFor(t, wait, "every message through the tunnel", func(_, distinct int) bool { return distinct >= 100 })
-	checkDelivery(t, sub.snapshot(), topicNames("sites/a/plant/t", 5), 20)
-	if !strings.Contains(px.logText(), fmt.Sprintf("CONNECT 127.0.0.1:%d", c.port)) {
-		t.Errorf("the proxy did not carry the connection:\n%s", px.logText())
-	}
-	if strings.Contains(r.log.String(), "pr0xy-s3cret") {
-		t.Errorf("the proxy password reached the log:\n%s", r.log)
-	}
+	sendThroughProxy(t, c, p, bridgeConfig(c, p, t), c.port)
 }
 
 // TestProxyWebsocket: wss:// goes through the tunnel the same way.
-func TestProxyWebsocket(t *testing.T) { testWebsocket(t, true) }
+func TestProxyWebsocket(t *testing.T) {
+	c, p, cfg, port := newWebsocketCloud(t)
+	sendThroughProxy(t, c, p, cfg, port)
+}
+
+// sendThroughProxy sends with cfg through a tinyproxy that lets CONNECT
+// through to port only, and checks that the proxy carried the connection
+// and that its password never reached the log.
+func sendThroughProxy(t *testing.T, c *cloud, p *pki, cfg config.Bridge, port int) {
+	t.Helper()
+	const password = "pr0xy-s3cret"
+	px := newHTTPProxy(t, port, "gw", password)
+	cfg.Proxy = fmt.Sprintf("http://gw:%s@127.0.0.1:%d", password, px.port)
+	r := sendAndCheck(t, c, p, cfg)
+	if !strings.Contains(px.logText(), fmt.Sprintf("CONNECT 127.0.0.1:%d", port)) {
+		t.Errorf("the proxy did not carry the connection:\n%s", px.logText())
+	}
+	if strings.Contains(r.log.String(), password) {
+		t.Errorf("the proxy password reached the log:\n%s", r.log)
+	}
+}
 
 // TestProxyRefused: a proxy that refuses the tunnel (a wrong password) is
 // a clear error in the status, with the proxy's answer and without the
