@@ -5,20 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// MQTT 3.1.1 control packet types the proxy looks into.
-const (
-	pktPublish = 3
-	pktPuback  = 4
+	"github.com/fieldbridge/gateway/internal/rawmqtt"
 )
 
 // mqttProxy sits between the bridge and the cloud, terminating TLS on
@@ -241,15 +235,15 @@ func (px *mqttProxy) serve(down net.Conn) {
 		defer up.Close()
 		r := bufio.NewReader(down)
 		for {
-			pkt, body, err := readMQTTPacket(r)
+			pkt, body, err := rawmqtt.ReadPacket(r)
 			if err != nil {
 				return
 			}
 			typ, qos := pkt[0]>>4, pkt[0]>>1&3
-			if typ == pktPublish && qos == 2 {
+			if typ == rawmqtt.TypePublish && qos == 2 {
 				px.fail("a QoS 2 PUBLISH: the proxy follows QoS 1 only")
 			}
-			if typ == pktPublish && qos == 1 {
+			if typ == rawmqtt.TypePublish && qos == 1 {
 				at := time.Now()
 				id, size, ok := publishInfo(body, qos)
 				if !ok {
@@ -278,11 +272,11 @@ func (px *mqttProxy) serve(down net.Conn) {
 		defer down.Close()
 		r := bufio.NewReader(up)
 		for {
-			pkt, body, err := readMQTTPacket(r)
+			pkt, body, err := rawmqtt.ReadPacket(r)
 			if err != nil {
 				return
 			}
-			if pkt[0]>>4 == pktPuback && len(body) == 2 {
+			if pkt[0]>>4 == rawmqtt.TypePuback && len(body) == 2 {
 				px.mu.Lock()
 				gate := px.gate
 				px.mu.Unlock()
@@ -324,40 +318,6 @@ func (px *mqttProxy) serve(down net.Conn) {
 		}
 	}
 	relay.Wait()
-}
-
-// errBadLength is a remaining length longer than four bytes.
-var errBadLength = errors.New("malformed remaining length")
-
-// readMQTTPacket reads one MQTT control packet: pkt holds all its bytes,
-// body those after the fixed header.
-func readMQTTPacket(r *bufio.Reader) (pkt, body []byte, err error) {
-	h, err := r.ReadByte()
-	if err != nil {
-		return nil, nil, err
-	}
-	pkt = append(make([]byte, 0, 64), h)
-	n, shift := 0, 0
-	for {
-		b, err := r.ReadByte()
-		if err != nil {
-			return nil, nil, err
-		}
-		pkt = append(pkt, b)
-		n |= int(b&0x7f) << shift
-		if b&0x80 == 0 {
-			break
-		}
-		if shift += 7; shift > 21 {
-			return nil, nil, errBadLength
-		}
-	}
-	start := len(pkt)
-	pkt = append(pkt, make([]byte, n)...)
-	if _, err := io.ReadFull(r, pkt[start:]); err != nil {
-		return nil, nil, err
-	}
-	return pkt, pkt[start:], nil
 }
 
 // publishInfo reads the packet id of a QoS 1 or 2 PUBLISH and the bytes

@@ -1,15 +1,65 @@
 // Package rawmqtt writes and reads MQTT 3.1.1 packets by hand, for
-// benchmarks whose subscriber must not be what they measure: a client
-// library's per-message hand-offs cost more than the broker under test.
+// benchmarks whose subscriber must not be what they measure (a client
+// library's per-message hand-offs cost more than the broker under test),
+// and for test proxies that look into the packets they forward.
 package rawmqtt
 
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
 )
+
+// Control packet types, the high four bits of the fixed header.
+const (
+	TypePublish = 3
+	TypePuback  = 4
+)
+
+// ErrBadLength is a remaining length longer than the four bytes MQTT
+// allows.
+var ErrBadLength = errors.New("malformed remaining length")
+
+// ReadPacket reads one control packet: pkt holds all its bytes as they
+// came, body the part after the fixed header.
+func ReadPacket(br *bufio.Reader) (pkt, body []byte, err error) {
+	h, err := br.ReadByte()
+	if err != nil {
+		return nil, nil, err
+	}
+	n, pkt, err := readLength(br, append(make([]byte, 0, 64), h))
+	if err != nil {
+		return nil, nil, err
+	}
+	start := len(pkt)
+	pkt = append(pkt, make([]byte, n)...)
+	if _, err := io.ReadFull(br, pkt[start:]); err != nil {
+		return nil, nil, err
+	}
+	return pkt, pkt[start:], nil
+}
+
+// readLength reads a remaining length, appending its bytes to dst.
+func readLength(br *bufio.Reader, dst []byte) (int, []byte, error) {
+	n := 0
+	for shift := 0; ; shift += 7 {
+		if shift > 21 {
+			return 0, dst, ErrBadLength
+		}
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, dst, err
+		}
+		dst = append(dst, b)
+		n |= int(b&0x7f) << shift
+		if b&0x80 == 0 {
+			return n, dst, nil
+		}
+	}
+}
 
 // Packet is a control packet: the fixed header byte, the remaining length
 // (a base-128 varint, as encoding/binary writes it) and the body.
@@ -61,19 +111,20 @@ func Subscribe(rw io.ReadWriter, clientID, filter string) error {
 // each PUBLISH, and returns the read error.
 func CountPublishes(r io.Reader, n *atomic.Int64) error {
 	br := bufio.NewReaderSize(r, 1<<20)
+	var lenBytes [4]byte
 	for {
 		h, err := br.ReadByte()
 		if err != nil {
 			return err
 		}
-		size, err := binary.ReadUvarint(br)
+		size, _, err := readLength(br, lenBytes[:0])
 		if err != nil {
 			return err
 		}
-		if _, err := br.Discard(int(size)); err != nil {
+		if _, err := br.Discard(size); err != nil {
 			return err
 		}
-		if h>>4 == 3 {
+		if h>>4 == TypePublish {
 			n.Add(1)
 		}
 	}
