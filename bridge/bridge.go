@@ -164,8 +164,8 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: %w", cfg.Name, err)
 	}
-	if ep.proxy, err = parseProxy(cfg.Proxy); err != nil {
-		return nil, fmt.Errorf("bridge %s: %w", cfg.Name, err)
+	if ep.proxy, err = config.ParseProxy(cfg.Proxy); err != nil {
+		return nil, fmt.Errorf("bridge %s: proxy: %w", cfg.Name, err)
 	}
 	if !ep.secure() && cfg.TLS != (config.TLS{}) {
 		return nil, fmt.Errorf("bridge %s: tls settings need an mqtts:// or wss:// URL", cfg.Name)

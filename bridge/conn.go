@@ -106,22 +106,6 @@ type endpoint struct {
 	proxy      *url.URL // an HTTP proxy to tunnel through with CONNECT, or nil
 }
 
-// parseProxy reads a bridge's proxy setting: http://[user:password@]host:port.
-func parseProxy(raw string) (*url.URL, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Parse's error quotes the input, which may hold a password.
-		return nil, errors.New("proxy: not a URL")
-	}
-	if u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("proxy %q: want http://[user:password@]host:port", u.Redacted())
-	}
-	return u, nil
-}
-
 func parseEndpoint(raw, serverName string) (endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil {

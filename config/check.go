@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -208,8 +209,8 @@ func (f *File) checkBridges() {
 		names[b.Name] = true
 		f.checkBridgeURL(p, b)
 		if b.Proxy != "" {
-			if u, err := url.Parse(b.Proxy); err != nil || u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
-				d.Errorf(p+".proxy", "want an HTTP proxy as http://[user:password@]host:port")
+			if _, err := ParseProxy(b.Proxy); err != nil {
+				d.Errorf(p+".proxy", "%v", err)
 			}
 		}
 		if b.Password != "" && b.PasswordFile != "" {
@@ -419,4 +420,18 @@ func (f *File) checkBridgeURL(p string, b Bridge) {
 	if u.Port() == "" {
 		d.Errorf(p+".url", "the URL needs a port, such as :8883")
 	}
+}
+
+// ParseProxy parses a bridge's proxy: an HTTP proxy as
+// http://[user:password@]host:port. An empty one is no proxy (nil). Its
+// errors never quote the input, which may hold a password.
+func ParseProxy(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return nil, errors.New("want an HTTP proxy as http://[user:password@]host:port")
+	}
+	return u, nil
 }
