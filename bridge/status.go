@@ -418,7 +418,7 @@ func (l *logLimit) allow(text string, now time.Time) (int, bool) {
 // message to message (a topic) is keyed by a constant, the text an
 // attribute: it would otherwise never repeat.
 type logLimits struct {
-	connect, badRecord, unsendable, oversize, in logLimit
+	connect, badRecord, unsendable, oversize, inRefused, inFailed logLimit
 }
 
 func (l *logLimits) init() {
@@ -426,5 +426,6 @@ func (l *logLimits) init() {
 	l.badRecord.interval = 10 * time.Second
 	l.unsendable.interval = 10 * time.Second
 	l.oversize.interval = 10 * time.Second
-	l.in.interval = 10 * time.Second
+	l.inRefused.interval = 10 * time.Second
+	l.inFailed.interval = 10 * time.Second
 }

@@ -172,19 +172,21 @@ func (b *Bridge) receive(_ paho.Client, m paho.Message) {
 		case strings.HasPrefix(local, "$"):
 			reason = "would inject into a $ topic"
 		case b.cfg.LocalUser != "" && !b.local.Allowed(b.cfg.LocalUser, local):
-			reason = fmt.Sprintf("local_user %s may not publish to %s", b.cfg.LocalUser, local)
+			reason = "local_user may not publish to the local topic"
 		}
 	}
 	if reason != "" {
 		b.st.inRefused.Add(1)
-		if n, ok := b.logs.in.allow(reason, time.Now()); ok {
-			b.log.Warn("bridge: refused a message from the cloud", "topic", topic, "reason", reason, "suppressed", n)
+		// One limiter for every refusal: the reasons alternate when
+		// several in-routes misbehave, and the topic is an attribute.
+		if n, ok := b.logs.inRefused.allow("", time.Now()); ok {
+			b.log.Warn("bridge: refused a message from the cloud", "topic", topic, "local_topic", local, "reason", reason, "suppressed", n)
 		}
 		return
 	}
 	if err := b.local.PublishAs(b.name, local, m.Payload(), m.Retained(), m.Qos()); err != nil {
 		b.st.inFailed.Add(1)
-		if n, ok := b.logs.in.allow(err.Error(), time.Now()); ok {
+		if n, ok := b.logs.inFailed.allow("", time.Now()); ok {
 			b.log.Warn("bridge: cannot inject a message from the cloud", "topic", local, "err", err, "suppressed", n)
 		}
 		return
