@@ -12,6 +12,7 @@ import (
 
 	"github.com/fieldbridge/gateway/buffer"
 	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/internal/syncbuf"
 )
 
 // The crash test runs broker, buffer and bridge in a child process (this
@@ -64,7 +65,7 @@ func startCrashChild(t *testing.T, dir, cloudEnv string, rate float64) *crashChi
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuf{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

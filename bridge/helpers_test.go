@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,6 +25,7 @@ import (
 	"github.com/fieldbridge/gateway/broker"
 	"github.com/fieldbridge/gateway/buffer"
 	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/internal/syncbuf"
 )
 
 // wait bounds the wait for one event; bulkWait the wait for a whole
@@ -46,26 +46,8 @@ func need(t testing.TB, name, pkg string) string {
 	return path
 }
 
-// syncBuf collects log output to show when a test fails.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger(t testing.TB, what string) (*slog.Logger, *syncBuf) {
-	sb := &syncBuf{}
+func testLogger(t testing.TB, what string) (*slog.Logger, *syncbuf.Buffer) {
+	sb := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			out := sb.String()
@@ -207,7 +189,7 @@ type cloud struct {
 	ca      string
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	logs    *syncBuf
+	logs    *syncbuf.Buffer
 	running bool
 }
 
@@ -295,7 +277,7 @@ func (c *cloud) start() {
 		c.t.Fatal(err)
 	}
 	if c.logs == nil {
-		c.logs = &syncBuf{}
+		c.logs = &syncbuf.Buffer{}
 		c.t.Cleanup(func() {
 			if c.t.Failed() {
 				c.t.Logf("mosquitto log:\n%s", c.logs)
@@ -499,7 +481,7 @@ type rig struct {
 	buf    *buffer.Log
 	br     *Bridge
 	local  string // tcp://address of the broker's listener
-	log    *syncBuf
+	log    *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/internal/syncbuf"
 )
 
 // httpProxy is a real tinyproxy on 127.0.0.1 that lets CONNECT through
@@ -43,7 +44,7 @@ DisableViaHeader Yes
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-d", "-c", conf)
-	out := &syncBuf{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

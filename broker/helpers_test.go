@@ -1,19 +1,18 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/internal/syncbuf"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
@@ -22,27 +21,8 @@ import (
 // wait bounds every wait for an event in these tests.
 const wait = 10 * time.Second
 
-// testLog collects log output; it is shown when a test fails and can be
-// searched.
-type testLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *testLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newTestLog(t testing.TB) (*slog.Logger, *testLog) {
-	tl := &testLog{}
+func newTestLog(t testing.TB) (*slog.Logger, *syncbuf.Buffer) {
+	tl := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("broker log:\n%s", tl)
@@ -69,7 +49,7 @@ func tcpListener(name string) config.Listener {
 func boolPtr(b bool) *bool { return &b }
 
 // startBroker builds and starts a broker that the test closes at its end.
-func startBroker(t testing.TB, cfg config.Broker) (*Broker, *testLog) {
+func startBroker(t testing.TB, cfg config.Broker) (*Broker, *syncbuf.Buffer) {
 	t.Helper()
 	log, tl := newTestLog(t)
 	b, err := New(cfg, log)

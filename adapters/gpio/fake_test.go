@@ -1,7 +1,6 @@
 package gpio
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/fieldbridge/gateway/adapters"
 	"github.com/fieldbridge/gateway/adapters/internal/configtest"
 	"github.com/fieldbridge/gateway/config"
+	"github.com/fieldbridge/gateway/internal/syncbuf"
 	"github.com/fieldbridge/gateway/mappings"
 )
 
@@ -293,7 +293,7 @@ type harness struct {
 	sink   *recSink
 	cmds   chan adapters.Command
 	dir    string
-	logs   *logBuffer
+	logs   *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -311,7 +311,7 @@ func newHarness(t testing.TB, dev *Device, hw *fakeHW, dir string) *harness {
 func newHarnessOn(t testing.TB, dev *Device, hw hardware, dir string) *harness {
 	r := newRunner(dev, hw)
 	r.minBackoff, r.maxBackoff, r.saveEvery = 20*time.Millisecond, 80*time.Millisecond, 50*time.Millisecond
-	return &harness{t: t, dev: dev, r: r, sink: &recSink{}, cmds: make(chan adapters.Command, 8), dir: dir, logs: &logBuffer{}}
+	return &harness{t: t, dev: dev, r: r, sink: &recSink{}, cmds: make(chan adapters.Command, 8), dir: dir, logs: &syncbuf.Buffer{}}
 }
 
 func (h *harness) start() {
@@ -396,22 +396,4 @@ func glitch(t testing.TB, s *recSink, point int, max, settle time.Duration, up, 
 	}
 	t.Fatalf("could not make a glitch shorter than %s", max)
 	return 0
-}
-
-// logBuffer collects a runner's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fieldbridge/gateway/internal/syncbuf"
 )
 
 const (
@@ -98,7 +100,7 @@ func start(t testing.TB, units map[int]Tables, args ...string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pymodbus: %v", err)
@@ -157,23 +159,4 @@ func need(t testing.TB, serial bool) {
 	if err != nil {
 		t.Fatalf("the Modbus test server's Python modules are missing (%v: %s): apt-get install python3-pymodbus python3-serial-asyncio", err, bytes.TrimSpace(out))
 	}
-}
-
-// lockedBuffer is the server's stderr: written by os/exec's copying
-// goroutine, read by the test when the server fails.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
