@@ -5,16 +5,18 @@
 # as the Modbus server sees it (the arrival times of each client's
 # requests), and appends the results to bench/modbus/RESULTS.md.
 #
-# Usage: bench/modbus/compare.sh [--variant V | --harness [--discard]] [--duration SECONDS] [--warmup SECONDS] [--keep]
+# Usage: bench/modbus/compare.sh [--variant V | --harness [--discard] | --minimal] [--duration SECONDS] [--warmup SECONDS] [--keep]
 #
 #   --variant   the gateway's configuration (bench/modbus/common.sh): bridge
 #               (the default: one message per register, bridged through the
 #               buffer to mosquitto), no-bridge, sync-off or one-message
 #   --harness   run bench/modbus/harness (the Modbus driver alone, publishing
-#               straight to mosquitto) instead of the whole gateway; use it
-#               while cmd/gateway does not run Modbus devices
+#               straight to mosquitto with paho) instead of the whole gateway
 #   --discard   with --harness: poll but publish nothing, to measure the
 #               driver without any MQTT client
+#   --minimal   run bench/modbus/minimal (a ticker and one Modbus request
+#               per poll, nothing decoded or published): the CPU the Go
+#               runtime spends on this load, the floor for any Go gateway
 #   --keep      keep the work directory (logs, configs, Node-RED install)
 #
 # Needs: go, node (>= 18) and npm (node-red 4.1.15 and node-red-contrib-modbus
@@ -27,6 +29,7 @@ mode=gateway variant=bridge duration=60 warmup=10 keep=0 discard=0
 while (($#)); do
 	case $1 in
 	--harness) mode=harness ;;
+	--minimal) mode=minimal ;;
 	--variant) variant=$2; shift ;;
 	--duration) duration=$2; shift ;;
 	--warmup) warmup=$2; shift ;;
@@ -111,7 +114,6 @@ if [[ $mode == gateway ]]; then
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/ours" ./cmd/gateway
 	if ! "$work/ours" validate --config "$work/gateway.yaml" >"$work/validate.log" 2>&1; then
 		cat "$work/validate.log" >&2
-		echo "cmd/gateway does not accept the modbus device yet: run $0 --harness" >&2
 		exit 1
 	fi
 	ours_cmd=("$work/ours" run --config "$work/gateway.yaml")
@@ -120,6 +122,10 @@ if [[ $mode == gateway ]]; then
 		ours_name="fieldbridge gateway ($variant)"
 		mode="variant $variant"
 	fi
+elif [[ $mode == minimal ]]; then
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/ours" ./bench/modbus/minimal
+	ours_cmd=("$work/ours" -addr "127.0.0.1:$mbport" -unit 2 -count 10 -interval "${INTERVAL_MS}ms")
+	ours_name="Go floor (bench/modbus/minimal, publishing nothing)"
 else
 	go build -o "$work/ours" ./bench/modbus/harness
 	ours_cmd=("$work/ours" -config "$work/gateway.yaml" -broker "tcp://127.0.0.1:$mqport")
@@ -220,6 +226,7 @@ PY
 	"variant no-bridge") echo "Ours publishes into its embedded broker only (no bridge: nothing of ours reaches mosquitto), Node-RED one array per poll." ;;
 	"variant one-message") echo "Ours publishes one message per poll (the 10 registers as one string point) through its bridge, Node-RED one array per poll." ;;
 	"harness --discard") echo "Ours publishes nothing, Node-RED one array per poll." ;;
+	minimal) echo "Ours is bench/modbus/minimal: a ticker and one request per poll, nothing decoded or published; Node-RED one array per poll." ;;
 	*) echo "Ours publishes one message per register (10 per poll), Node-RED one array per poll." ;;
 	esac
 	echo

@@ -9,6 +9,9 @@
 # Usage: bench/modbus/floor.sh [--duration SECONDS] [--warmup SECONDS]
 #
 # Variants:
+#   minimal       not the gateway: bench/modbus/minimal, a ticker and one
+#                 Modbus request per poll, nothing decoded or published (the
+#                 Go runtime's own cost at this load)
 #   no-bridge     poll and publish to the embedded broker; no uplink, no buffer
 #   bridge        as compare.sh: 10 messages per poll through the buffer
 #                 (sync: batch) to mosquitto
@@ -26,7 +29,7 @@ while (($#)); do
 	case $1 in
 	--duration) duration=$2; shift ;;
 	--warmup) warmup=$2; shift ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -45,6 +48,7 @@ start_pymodbus '{"units": {"2": {"hr": [1,2,3,4,5,6,7,8,9,10]}}}'
 start_mosquitto
 
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/gateway" ./cmd/gateway
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/minimal" ./bench/modbus/minimal
 
 # cpu_ns PID: CPU time of every thread, in nanoseconds.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s}'; }
@@ -52,9 +56,13 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {pri
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 
 rows=()
-for variant in no-bridge bridge sync-off one-message; do
-	gateway_config "$variant" >"$work/$variant.yaml"
-	"$work/gateway" run --config "$work/$variant.yaml" >"$work/$variant.log" 2>&1 &
+for variant in minimal no-bridge bridge sync-off one-message; do
+	if [[ $variant == minimal ]]; then
+		"$work/minimal" -addr "127.0.0.1:$mbport" -unit 2 -count 10 -interval "${INTERVAL_MS:-100}ms" >"$work/$variant.log" 2>&1 &
+	else
+		gateway_config "$variant" >"$work/$variant.yaml"
+		"$work/gateway" run --config "$work/$variant.yaml" >"$work/$variant.log" 2>&1 &
+	fi
 	gw=$!
 	pids+=("$gw")
 	sleep "$warmup"
