@@ -183,26 +183,38 @@ func (r *Registry) Configure(f *config.File) *Configured {
 	d := f.Decoder()
 	seen := map[string]string{}
 	for _, raw := range f.Devices {
-		name, _ := raw.Lookup("name")
-		drv, ok := raw.Lookup("driver")
-		if !ok || drv == "" {
+		drv, found, ok := raw.Lookup("driver")
+		if found && !ok {
+			continue // a ${NAME} that is not set, reported
+		}
+		if drv == "" {
 			d.Errorf(raw.Path(), "a device needs a driver (one of %s)", strings.Join(r.Names(), ", "))
 			continue
 		}
-		driver, ok := r.drivers[drv]
-		if !ok {
+		driver, known := r.drivers[drv]
+		if !known {
 			d.Errorf(raw.Path()+".driver", "unknown driver %q (known: %s)", drv, strings.Join(r.Names(), ", "))
 			continue
 		}
-		if name == "" {
+		// The name as the driver will read it, ${NAME} replaced; a
+		// reference that cannot be replaced is reported already.
+		name, found, ok := raw.Lookup("name")
+		nameOK := false
+		switch err := mappings.ValidName(name); {
+		case found && !ok:
+		case name == "":
 			d.Errorf(raw.Path(), "a device needs a name")
-		} else if prev, dup := seen[name]; dup {
-			d.Errorf(raw.Path()+".name", "device name %q is already used by %s", name, prev)
-		} else {
+		case err != nil:
+			d.Errorf(raw.Path()+".name", "%v", err)
+		case seen[name] != "":
+			d.Errorf(raw.Path()+".name", "device name %q is already used by %s", name, seen[name])
+		default:
 			seen[name] = raw.Path()
+			nameOK = true
 		}
+		// The entry is decoded even with a bad name, for its other problems.
 		dev := driver.Configure(raw)
-		if !checkName(d, raw.Path(), name, dev) || dev == nil {
+		if dev == nil || !nameOK {
 			continue
 		}
 		c.Devices = append(c.Devices, dev)
@@ -212,24 +224,6 @@ func (r *Registry) Configure(f *config.File) *Configured {
 		c.byDrv[drv] = append(c.byDrv[drv], dev)
 	}
 	return c
-}
-
-// checkName checks the name of the device entry at path once its driver
-// has decoded the entry, so that the error points at the name's value.
-// name is the key's text; dev, when the entry is usable, holds the name
-// with its ${NAME} references replaced. An empty name has been reported
-// already. It returns false when the name is invalid.
-func checkName(d *config.Decoder, path, name string, dev Device) bool {
-	if dev != nil {
-		name = dev.Info().Name
-	} else if strings.Contains(name, "${") {
-		return true // its value is known only from a usable entry
-	}
-	if err := mappings.ValidName(name); err != nil && name != "" {
-		d.Errorf(path+".name", "%v", err)
-		return false
-	}
-	return true
 }
 
 // Runners returns every runner of the configured devices, grouped by bus.

@@ -88,3 +88,43 @@ func TestDeviceNameRule(t *testing.T) {
 		})
 	}
 }
+
+// The registry reads a device's driver and name as the driver decodes the
+// entry: with ${NAME} references replaced and merge keys followed, so that
+// two names that end up the same are caught, and a device can take its
+// driver and bus from a shared entry.
+func TestDeviceEntryAsDecoded(t *testing.T) {
+	const sine = `points: [{name: x, waveform: sine}]`
+	for _, c := range []struct {
+		name    string
+		devices string // device entries, one per line
+		want    []string
+		devs    int
+	}{
+		{"name from the environment", `{name: "${N}", driver: simulation, ` + sine + `}
+{name: boiler, driver: simulation, ` + sine + `}`,
+			[]string{`entry.yaml:4:12: devices[1].name: device name "boiler" is already used by devices[0]`}, 1},
+		{"driver from the environment", `{name: a, driver: "${D}", ` + sine + `}`, nil, 1},
+		{"driver not set", `{name: a, driver: "${UNSET}", ` + sine + `}`,
+			[]string{"entry.yaml:3:23: devices[0].driver: environment variable UNSET is not set"}, 0},
+		{"name not set, reported once", `{name: "${UNSET}", driver: simulation, ` + sine + `}`,
+			[]string{"entry.yaml:3:12: devices[0].name: environment variable UNSET is not set"}, 0},
+		{"driver and points merged in", `&meter {name: m1, driver: simulation, ` + sine + `}
+{<<: *meter, name: m2}`, nil, 2},
+		{"two merged entries with the same keys", `&a {name: a, driver: simulation, ` + sine + `}
+&b {name: b, driver: simulation, points: [{name: y, waveform: sine}]}
+{<<: [*a, *b], name: c}`, nil, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			devs, errs := configtest.Configure(t, simulation.Driver{}, c.devices+"\n", configtest.Indent("  - "),
+				configtest.Name("entry.yaml"), configtest.Env("N", "boiler"), configtest.Env("D", "simulation"))
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") || len(devs) != c.devs {
+				t.Errorf("got %d devices and errors:\n%s\nwant %d devices and:\n%s", len(devs), strings.Join(got, "\n"), c.devs, strings.Join(c.want, "\n"))
+			}
+		})
+	}
+}

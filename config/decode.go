@@ -23,6 +23,7 @@ type Decoder struct {
 	file   string
 	lookup func(string) (string, bool)
 	errs   Errors
+	seen   map[Error]bool // errs, to record each problem once
 	pos    map[string]Pos
 	// visits counts decoded nodes: YAML aliases can make a small file
 	// expand exponentially ("billion laughs"), and the walk must end
@@ -39,7 +40,7 @@ func NewDecoder(file string, lookup func(string) (string, bool)) *Decoder {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	return &Decoder{file: file, lookup: lookup, pos: map[string]Pos{}, maxVisits: maxVisits}
+	return &Decoder{file: file, lookup: lookup, seen: map[Error]bool{}, pos: map[string]Pos{}, maxVisits: maxVisits}
 }
 
 // Raw is a YAML subtree whose schema belongs to someone else (a driver); it
@@ -72,20 +73,49 @@ func (r Raw) Decode(out any) {
 
 // Lookup reads a scalar key of a mapping subtree without decoding the rest,
 // so that a registry can find a device's driver before its schema is known.
-func (r Raw) Lookup(key string) (string, bool) {
+// It reads the key as Decode would: merge keys (<<) are followed, and
+// ${NAME} references are replaced. found is false when the key is absent
+// or not a single value; ok is false when a reference could not be
+// replaced, which is then reported at the key (once, however often the key
+// is read or decoded).
+func (r Raw) Lookup(key string) (value string, found, ok bool) {
 	n := resolve(r.node)
 	if n == nil || n.Kind != yaml.MappingNode {
-		return "", false
+		return "", false, false
 	}
+	v := mappingValue(n, key)
+	if v == nil || v.Kind != yaml.ScalarNode {
+		return "", false, false
+	}
+	path := join(r.path, key)
+	if _, seen := r.dec.pos[path]; !seen {
+		r.dec.pos[path] = r.dec.nodePos(v)
+	}
+	value, ok = r.dec.scalar(v, path)
+	return value, true, ok
+}
+
+// mappingValue is the value of key in mapping n, its own or merged (<<) in,
+// with aliases resolved, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			v := resolve(n.Content[i+1])
-			if v != nil && v.Kind == yaml.ScalarNode {
-				return v.Value, true
+		k := n.Content[i]
+		switch {
+		case k.Value == key:
+			return resolve(n.Content[i+1])
+		case k.Value == "<<" && k.Tag == "!!merge":
+			merged = append(merged, mergeSources(n.Content[i+1])...)
+		}
+	}
+	for _, m := range merged {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return resolve(m.Content[i+1])
 			}
 		}
 	}
-	return "", false
+	return nil
 }
 
 // Size is a number of bytes; YAML accepts 1048576, 512KiB, 64MiB, 2GiB, 1TiB.
@@ -130,7 +160,17 @@ func (s Size) String() string {
 // Errorf records a problem at a key path; the position is the path's, or
 // its nearest decoded parent's.
 func (d *Decoder) Errorf(path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{Pos: d.Where(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.add(Error{Pos: d.Where(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// add records e unless the same problem at the same place was recorded:
+// a key read early (Raw.Lookup) and decoded later would report it twice.
+func (d *Decoder) add(e Error) {
+	if d.seen[e] {
+		return
+	}
+	d.seen[e] = true
+	d.errs = append(d.errs, &e)
 }
 
 // Where is the position of a decoded key path, or of its nearest parent.
@@ -168,7 +208,7 @@ func (d *Decoder) nodePos(n *yaml.Node) Pos {
 }
 
 func (d *Decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{Pos: d.nodePos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.add(Error{Pos: d.nodePos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 func resolve(n *yaml.Node) *yaml.Node {
@@ -369,14 +409,18 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		byName[f.name] = f
 	}
 	seen := map[string]bool{}
-	// Merge keys (<<: *defaults) first, so that explicit keys win.
+	// Merge keys (<<: *defaults) first, so that explicit keys win, and
+	// of two merged mappings with the same key the first (as YAML says,
+	// and as mappingValue reads it).
 	pairs := make([][2]*yaml.Node, 0, len(n.Content)/2)
+	merged := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Value == "<<" && k.Tag == "!!merge" {
 			for _, m := range mergeSources(val) {
 				for j := 0; j+1 < len(m.Content); j += 2 {
-					if !hasKey(n, m.Content[j].Value) {
+					if key := m.Content[j].Value; !hasKey(n, key) && !merged[key] {
+						merged[key] = true
 						pairs = append(pairs, [2]*yaml.Node{m.Content[j], m.Content[j+1]})
 					}
 				}
