@@ -181,7 +181,7 @@ func New(cfg config.Bridge, opts Options) (*Bridge, error) {
 		cfg:        cfg,
 		ep:         ep,
 		publicURL:  u.String(),
-		clientID:   strings.ReplaceAll(cfg.ClientID, "{gateway}", opts.GatewayID),
+		clientID:   cfg.ClientIDFor(opts.GatewayID),
 		origin:     broker.InlineOrigin(cfg.Name),
 		inflight:   cfg.Inflight,
 		bufferQoS0: *cfg.BufferQoS0,

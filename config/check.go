@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -197,8 +198,10 @@ func (f *File) checkBridges() {
 	for _, u := range f.Broker.Users {
 		users[u.Username] = true
 	}
+	clients := map[string]string{} // broker host:port and client id: the bridge's path
 	for i, b := range f.Bridges {
 		p := fmt.Sprintf("bridges[%d]", i)
+		f.checkClientID(p, b, clients)
 		if b.Name == "" {
 			d.Errorf(p, "a bridge needs a name")
 		} else if err := checkLevel(b.Name); err != nil || strings.ContainsAny(b.Name, " .") {
@@ -272,6 +275,8 @@ func (f *File) checkBridges() {
 				}
 				if strings.ContainsAny(r.RemotePrefix, "+#\x00") {
 					d.Errorf(rp+".remote_prefix", "remote_prefix %q cannot hold '+', '#' or NUL", r.RemotePrefix)
+				} else if r.RemotePrefix != "" && !strings.HasSuffix(r.RemotePrefix, "/") {
+					d.Errorf(rp+".remote_prefix", "remote_prefix %q must end with '/' (it is put in front of each topic: %q)", r.RemotePrefix, r.RemotePrefix+"/")
 				}
 				if r.Batch != nil {
 					f.checkBatch(rp+".batch", b, *r.Batch)
@@ -282,6 +287,8 @@ func (f *File) checkBridges() {
 				}
 				if r.StripPrefix != "" && !strings.HasPrefix(r.Filter, r.StripPrefix) {
 					d.Errorf(rp+".strip_prefix", "strip_prefix %q is not a prefix of filter %q", r.StripPrefix, r.Filter)
+				} else if r.StripPrefix != "" && !strings.HasSuffix(r.StripPrefix, "/") {
+					d.Errorf(rp+".strip_prefix", "strip_prefix %q must end with '/' (it is cut from the front of each topic: %q)", r.StripPrefix, r.StripPrefix+"/")
 				}
 			default:
 				d.Errorf(rp+".direction", "direction must be out or in, got %q", r.Direction)
@@ -336,6 +343,32 @@ func (f *File) checkBatch(p string, b Bridge, bt Batch) {
 	}
 }
 
+// clientPlaceholder finds a {placeholder} in a client_id.
+var clientPlaceholder = regexp.MustCompile(`\{[^{}]*\}`)
+
+// checkClientID refuses a client_id with a placeholder other than
+// {gateway}, and two bridges that would connect to the same broker with the
+// same client id: the broker drops one whenever the other connects, and
+// the two would take turns forever. clients maps the broker and client id
+// of the bridges before b to the first one's path.
+func (f *File) checkClientID(p string, b Bridge, clients map[string]string) {
+	if m := clientPlaceholder.FindString(strings.ReplaceAll(b.ClientID, "{gateway}", "")); m != "" {
+		f.dec.Errorf(p+".client_id", "unknown placeholder %s: client_id takes only {gateway}", m)
+		return
+	}
+	u, err := url.Parse(b.URL)
+	if err != nil || u.Host == "" {
+		return // reported by checkBridgeURL
+	}
+	id := b.ClientIDFor(f.Gateway.ID)
+	key := strings.ToLower(u.Hostname()) + ":" + u.Port() + " " + id
+	if prev, dup := clients[key]; dup {
+		f.dec.Errorf(p+".client_id", "%s connects to the same broker with the same client id %q: the broker would disconnect one whenever the other connects; give each bridge its own client_id, such as \"{gateway}-%s\"", prev, id, b.Name)
+		return
+	}
+	clients[key] = p
+}
+
 // checkProfile refuses settings and topics that the bridge's cloud would
 // reject. Topics of points are checked by the gateway, which knows them.
 func (f *File) checkProfile(p string, b Bridge, prof Profile) {
@@ -355,7 +388,7 @@ func (f *File) checkProfile(p string, b Bridge, prof Profile) {
 	if prof.KeepaliveMin > 0 && (b.Keepalive < prof.KeepaliveMin || b.Keepalive > prof.KeepaliveMax) {
 		d.Errorf(p+".keepalive", "%s accepts a keepalive between %s and %s, got %s", prof.Name, prof.KeepaliveMin, prof.KeepaliveMax, b.Keepalive)
 	}
-	if id := strings.ReplaceAll(b.ClientID, "{gateway}", f.Gateway.ID); prof.ClientIDBytes > 0 && len(id) > prof.ClientIDBytes {
+	if id := b.ClientIDFor(f.Gateway.ID); prof.ClientIDBytes > 0 && len(id) > prof.ClientIDBytes {
 		d.Errorf(p+".client_id", "%s accepts client ids of at most %d bytes, %q has %d", prof.Name, prof.ClientIDBytes, id, len(id))
 	}
 	if b.StatusTopic != "" {

@@ -287,6 +287,12 @@ func (f *File) applyDefaults() {
 	}
 }
 
+// ClientIDFor is the client id the bridge connects with, for gateway id
+// gateway: client_id with {gateway} replaced.
+func (b Bridge) ClientIDFor(gateway string) string {
+	return strings.ReplaceAll(b.ClientID, "{gateway}", gateway)
+}
+
 // WithDefaults returns the bridge with every unset setting filled in as the
 // contract promises: Load applies it to each bridge, and bridge.New to the
 // configuration it is given. Values that are set, valid or not, are kept

@@ -128,6 +128,7 @@ func TestProxyKey(t *testing.T) {
     routes: [{direction: out, filter: "gw1/#"}]
   - name: bad
     url: mqtts://cloud.example.com:8883
+    client_id: "{gateway}-bad"
     proxy: https://gw:secret@proxy.plant.local
     routes: [{direction: out, filter: "gw1/#"}]
   - name: badurl
@@ -138,5 +139,45 @@ func TestProxyKey(t *testing.T) {
 	wantErrors(t, errs, "bridges[1].proxy: want an HTTP proxy as http://[user:password@]host:port", "bridges[2].url: want a URL")
 	if len(errs) != 2 || strings.Contains(errs.Error(), "secret") {
 		t.Errorf("errors:\n%s", errs)
+	}
+}
+
+// Two bridges to one broker with one client id would knock each other
+// off for ever; a prefix without its '/' glues onto the topic; a client_id
+// placeholder other than {gateway} is a typo.
+func TestBridgeClientIDsAndPrefixes(t *testing.T) {
+	bridge := func(name, url, extra string) string {
+		return "  - {name: " + name + ", url: \"" + url + "\", routes: [{direction: out, filter: \"gw1/#\"}]" + extra + "}\n"
+	}
+	for _, c := range []struct {
+		name    string
+		bridges string
+		want    string // "" when accepted
+	}{
+		{"same broker, same default id", bridge("a", "mqtts://Cloud.example.com:8883", "") + bridge("b", "mqtts://cloud.example.com:8883", ""),
+			`bridges[1].client_id: bridges[0] connects to the same broker with the same client id "gw1"`},
+		{"same broker, ids made distinct", bridge("a", "mqtts://cloud.example.com:8883", "") + bridge("b", "mqtts://cloud.example.com:8883", `, client_id: "{gateway}-b"`), ""},
+		{"other port", bridge("a", "mqtts://cloud.example.com:8883", "") + bridge("b", "wss://cloud.example.com:443/mqtt", ""), ""},
+		{"other broker", bridge("a", "mqtts://cloud.example.com:8883", "") + bridge("b", "mqtts://backup.example.com:8883", ""), ""},
+		{"unknown placeholder", bridge("a", "mqtts://cloud.example.com:8883", `, client_id: "{gatway}-a"`),
+			"bridges[0].client_id: unknown placeholder {gatway}: client_id takes only {gateway}"},
+		{"remote_prefix without /", "  - {name: a, url: \"mqtts://h:1\", routes: [{direction: out, filter: \"gw1/#\", remote_prefix: sites/a}]}\n",
+			`bridges[0].routes[0].remote_prefix: remote_prefix "sites/a" must end with '/'`},
+		{"strip_prefix without /", "  - {name: a, url: \"mqtts://h:1\", routes: [{direction: in, filter: \"sites/a/#\", strip_prefix: sites/a}]}\n",
+			`bridges[0].routes[0].strip_prefix: strip_prefix "sites/a" must end with '/'`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, errs := parse(t, minimal+"bridges:\n"+c.bridges, nil)
+			if c.want == "" {
+				if len(errs) > 0 {
+					t.Errorf("refused:\n%s", errs)
+				}
+				return
+			}
+			wantErrors(t, errs, c.want)
+			if len(errs) != 1 {
+				t.Errorf("want one error, got:\n%s", errs)
+			}
+		})
 	}
 }

@@ -24,6 +24,7 @@ bridges:
       - {direction: out, filter: "gw1/#", remote_prefix: "dt/plant/site-a/hall-2/line-4/cell-1/"}
   - name: batched
     url: mqtts://example-ats.iot.eu-west-1.amazonaws.com:8883
+    client_id: "{gateway}-batched"
     profile: aws-iot
     routes:
       - {direction: out, filter: "gw1/#", remote_prefix: "dt/plant/site-a/hall-2/line-4/cell-1/", batch: {topic: "dt/plant/gw1/batch"}}
