@@ -76,6 +76,24 @@ func (p *Plan) resolveTopics() {
 		}
 		p.Topics[info.Name] = topics
 	}
+	// A writable point takes commands on {topic}/set and answers on
+	// {topic}/set/error: a point publishing there would write its own
+	// readings into the device at every poll.
+	for _, dev := range p.Devices.Devices {
+		info := dev.Info()
+		for i, pt := range info.Points {
+			topic := p.Topics[info.Name][i]
+			if !pt.Writable || topic == "" {
+				continue
+			}
+			if prev, dup := used[topic+"/set"]; dup {
+				d.Errorf(prev, "topic %q is where the writable point %s takes commands: every reading would be written into the device", topic+"/set", pt.Where)
+			}
+			if prev, dup := used[topic+"/set/error"]; dup {
+				d.Errorf(prev, "topic %q is where the writable point %s answers refused commands", topic+"/set/error", pt.Where)
+			}
+		}
+	}
 }
 
 // checkRemoteTopics refuses a point (or a device's status) whose topic, as

@@ -45,3 +45,41 @@ bridges:
 		t.Errorf("want exactly four errors, for bridges[0]:\n%s", text)
 	}
 }
+
+// Every topic the gateway publishes or takes commands on belongs to one
+// thing: two points on one topic, a point on a status topic, or a point on
+// a writable point's command or answer topic are refused, at the point
+// that publishes there.
+func TestTopicCollisions(t *testing.T) {
+	const head = `gateway: {id: gw1}
+publish: {topic: "{gateway}/{device}/{point}", retain: false}
+devices:
+  - name: plc
+    driver: simulation
+    points:
+      - {name: sp, waveform: setpoint, writable: true}
+`
+	for _, c := range []struct {
+		name, point, want string
+	}{
+		{"distinct", `{name: x, waveform: sine}`, ""},
+		{"same topic", `{name: x, waveform: sine, topic: gw1/plc/sp}`,
+			`devices[0].points[1]: topic "gw1/plc/sp" is already used by devices[0].points[0]`},
+		{"a status topic", `{name: x, waveform: sine, topic: gw1/plc/status}`,
+			`devices[0].points[1]: topic "gw1/plc/status" is already used by the status of device plc`},
+		{"a command topic", `{name: x, waveform: counter, topic: gw1/plc/sp/set}`,
+			`devices[0].points[1]: topic "gw1/plc/sp/set" is where the writable point devices[0].points[0] takes commands`},
+		{"a command answer topic", `{name: x, waveform: sine, topic: gw1/plc/sp/set/error}`,
+			`devices[0].points[1]: topic "gw1/plc/sp/set/error" is where the writable point devices[0].points[0] answers refused commands`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(t, head+"      - "+c.point+"\n")
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || strings.Count(err.Error(), "\n") != 0):
+				t.Errorf("want one error %q, got:\n%v", c.want, err)
+			}
+		})
+	}
+}
