@@ -44,6 +44,16 @@ func cmdBuffer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gateway buffer stats: --data-dir is required")
 		return exitUsage
 	}
+	// A mistyped --data-dir must not read as an empty backlog; a data_dir
+	// whose gateway has no bridge yet has no buffers folder, and that is
+	// an empty backlog.
+	if st, err := os.Stat(*dataDir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", *dataDir)
+		}
+		fmt.Fprintln(stderr, "gateway buffer stats: data_dir:", err)
+		return exitFailure
+	}
 	root := gateway.BuffersDir(*dataDir)
 	entries, err := os.ReadDir(root)
 	if err != nil && !os.IsNotExist(err) {

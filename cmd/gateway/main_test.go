@@ -352,6 +352,16 @@ func TestBufferStats(t *testing.T) {
 	if code, _, _ := runCLI(t, "", "buffer", "stats"); code != exitUsage {
 		t.Errorf("missing --data-dir: exit %d", code)
 	}
+	// A data_dir without bridges is an empty backlog; a mistyped one is an
+	// error, not an empty backlog.
+	code, out, errs = runCLI(t, "", "buffer", "stats", "--data-dir", t.TempDir())
+	if code != exitOK || !strings.Contains(out, "no bridge buffers") {
+		t.Errorf("data_dir without buffers: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "", "buffer", "stats", "--data-dir", filepath.Join(dataDir, "mistyped"))
+	if code != exitFailure || !strings.Contains(errs, "mistyped: no such file or directory") {
+		t.Errorf("missing data_dir: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 // SIGHUP applies device and point changes without dropping the broker's
