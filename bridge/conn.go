@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/fieldbridge/gateway/config"
 	"net"
 	"net/http"
 	"net/url"
@@ -136,6 +137,14 @@ func parseEndpoint(raw, serverName string) (endpoint, error) {
 }
 
 func (ep endpoint) secure() bool { return ep.scheme == "tls" || ep.scheme == "wss" }
+
+// CheckTLS reads the bridge's tls files as each connection attempt reads
+// them, for `gateway validate` (a running bridge logs the problem and
+// retries, so that a certificate provisioned later is picked up).
+func CheckTLS(cfg config.Bridge) error {
+	_, err := loadTLS(tlsFiles{cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile}, cfg.TLS.ServerName)
+	return err
+}
 
 // loadTLS builds the client TLS configuration from the files, read at
 // every connection attempt so that renewed certificates are picked up.

@@ -228,6 +228,13 @@ func listenError(lc config.Listener, err error) error {
 	return fmt.Errorf("broker: listener %q: cannot listen on %s: %w", lc.Name, lc.Address, err)
 }
 
+// CheckFiles reads a listener's certificate files as Start reads them, for
+// `gateway validate`.
+func CheckFiles(lc config.Listener) error {
+	_, err := loadTLS(lc)
+	return err
+}
+
 // loadTLS reads a listener's certificate files; nil for a plaintext one.
 func loadTLS(lc config.Listener) (*tls.Config, error) {
 	if lc.CertFile == "" {

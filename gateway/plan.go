@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 
 	"github.com/fieldbridge/gateway/adapters"
+	"github.com/fieldbridge/gateway/bridge"
+	"github.com/fieldbridge/gateway/broker"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/mappings"
 )
@@ -37,6 +39,29 @@ func Load(path string, reg *adapters.Registry, lookup func(string) (string, bool
 	}
 	p.Format, _ = mappings.ParseFormat(f.Publish.Format)
 	return p, nil
+}
+
+// CheckFiles reads every file the configuration names, as the broker and
+// the bridges read them: listener certificates, keys and client CAs, and
+// bridge password and TLS files. Load reads only the configuration file;
+// `gateway validate` calls this too, so that its ok means the gateway
+// would start with the files as they are.
+func (p *Plan) CheckFiles() error {
+	d := p.File.Decoder()
+	for i, lc := range p.File.Broker.Listeners {
+		if err := broker.CheckFiles(lc); err != nil {
+			d.Errorf(fmt.Sprintf("broker.listeners[%d]", i), "%v", err)
+		}
+	}
+	for i, b := range p.File.Bridges {
+		if _, err := b.Secret(); err != nil {
+			d.Errorf(fmt.Sprintf("bridges[%d].password_file", i), "%v", err)
+		}
+		if err := bridge.CheckTLS(b); err != nil {
+			d.Errorf(fmt.Sprintf("bridges[%d].tls", i), "%v", err)
+		}
+	}
+	return d.Errors().Err()
 }
 
 // StatusTopic is where the gateway's own availability is published.

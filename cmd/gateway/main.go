@@ -150,6 +150,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	plan, err := gateway.Load(*path, registry(), nil)
+	if err == nil {
+		err = plan.CheckFiles()
+	}
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return exitFailure

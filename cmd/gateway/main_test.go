@@ -18,6 +18,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/fieldbridge/gateway/broker/brokertest"
 	"github.com/fieldbridge/gateway/buffer"
 	"github.com/fieldbridge/gateway/gateway"
 )
@@ -73,6 +74,52 @@ func TestValidateUnknownKey(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// validate reads the files a configuration names, as the gateway would at
+// start: ok means it would start with them, and a missing or unreadable
+// file is named at its key.
+func TestValidateReadsFiles(t *testing.T) {
+	pki := brokertest.NewPKI(t)
+	dir := t.TempDir()
+	password := filepath.Join(dir, "cloud.password")
+	os.WriteFile(password, []byte("secret\n"), 0o600)
+	notPEM := filepath.Join(dir, "ca.txt")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o644)
+	conf := func(cert, pw, ca string) string {
+		path := filepath.Join(t.TempDir(), "files.yaml")
+		os.WriteFile(path, []byte(`gateway: {id: gw1, data_dir: `+dir+`}
+broker:
+  listeners:
+    - {name: plant, type: tls, address: "127.0.0.1:0", cert_file: `+cert+`, key_file: `+pki.ServerKeyFile+`, client_ca_file: `+pki.CAFile+`}
+bridges:
+  - name: cloud
+    url: mqtts://cloud.example.com:8883
+    password_file: `+pw+`
+    tls: {ca_file: `+ca+`, cert_file: `+pki.ClientCertFile+`, key_file: `+pki.ClientKeyFile+`}
+    routes: [{direction: out, filter: "gw1/#"}]
+`), 0o644)
+		return path
+	}
+	good := conf(pki.ServerCertFile, password, pki.CAFile)
+	if code, out, errs := runCLI(t, "", "validate", "--config", good); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	bad := conf(filepath.Join(dir, "server.crt"), filepath.Join(dir, "nosuch.password"), notPEM)
+	code, _, errs := runCLI(t, "", "validate", "--config", bad)
+	for _, want := range []string{
+		bad + ":4:7: broker.listeners[0]: loading cert_file " + filepath.Join(dir, "server.crt"),
+		bad + ":8:20: bridges[0].password_file: bridge cloud: password_file: open " + filepath.Join(dir, "nosuch.password"),
+		bad + ":9:5: bridges[0].tls: tls.ca_file " + notPEM + " holds no PEM certificate",
+		"3 problem(s) found",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("missing %q in:\n%s", want, errs)
+		}
+	}
+	if code != exitFailure || strings.Contains(errs, "secret") {
+		t.Errorf("exit %d\n%s", code, errs)
 	}
 }
 
