@@ -125,7 +125,7 @@ func New(cfg config.Broker, log *slog.Logger) (*Broker, error) {
 		Capabilities:           caps,
 		InlineClient:           true,
 		SysTopicResendInterval: sysInterval,
-		Logger:                 slog.New(newMochiHandler(log.Handler())).With("component", "mochi"),
+		Logger:                 slog.New(newMochiHandler(log.Handler())).With("library", "mochi"),
 	})
 	b := &Broker{
 		cfg:    cfg,

@@ -41,9 +41,11 @@ func isLoopbackHost(host string) bool {
 func (f *File) check() {
 	d := f.dec
 	if f.Gateway.ID == "" {
-		d.Errorf("gateway.id", "gateway.id is required: it names this gateway in topics and client ids")
+		d.Errorf("gateway.id", "required: it names this gateway in topics and client ids")
 	} else if err := checkLevel(f.Gateway.ID); err != nil {
 		d.Errorf("gateway.id", "%v", err)
+	} else if strings.HasPrefix(f.Gateway.ID, "$") {
+		d.Errorf("gateway.id", "%q cannot start with '$': topics that start with '$' are reserved for brokers ($SYS), and a '#' subscription does not cover them", f.Gateway.ID)
 	}
 	switch f.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -109,6 +109,15 @@ bridges:
 	wantErrors(t, errs, want...)
 }
 
+// A gateway id names the first topic level: '$' there would make every
+// topic a broker-reserved one.
+func TestGatewayIDReserved(t *testing.T) {
+	_, errs := parse(t, "gateway: {id: $gw}\n", nil)
+	wantErrors(t, errs, `test.yaml:1:15: gateway.id: "$gw" cannot start with '$'`)
+	_, errs = parse(t, "gateway: {id: ''}\n", nil)
+	wantErrors(t, errs, "test.yaml:1:15: gateway.id: required")
+}
+
 // wantErrors checks that each of want is part of the errors' text.
 func wantErrors(t *testing.T, errs Errors, want ...string) {
 	t.Helper()
