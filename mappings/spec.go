@@ -48,6 +48,17 @@ type Options struct {
 	BoolOnly bool
 	// ReadOnly refuses writable.
 	ReadOnly bool
+	// Source names what the point is read from, in the plural, for the
+	// messages of BoolOnly and ReadOnly: "discrete inputs", "GPIO lines".
+	Source string
+}
+
+// source is o.Source, or words that fit any source.
+func (o Options) source() string {
+	if o.Source == "" {
+		return "points of this source"
+	}
+	return o.Source
 }
 
 // FieldError is one problem with a Spec. Key is the YAML key at fault, such
@@ -125,7 +136,7 @@ func (s *Spec) Compile(opt Options) (Point, []FieldError) {
 	t := p.Type
 	known := t.valid()
 	if known && opt.BoolOnly && t != Bool {
-		add("type", "%s is not possible here: this source holds only bool points", t)
+		add("type", "%s is not possible here: %s hold only bool values", t, opt.source())
 	}
 	isText := t == Bool || t == String
 
@@ -224,7 +235,7 @@ func (s *Spec) Compile(opt Options) (Point, []FieldError) {
 	if s.Writable {
 		switch {
 		case opt.ReadOnly:
-			add("writable", "this source is read-only")
+			add("writable", "%s are read-only", opt.source())
 		case t == String:
 			add("writable", "a string point cannot be writable")
 		}

@@ -24,7 +24,7 @@ func TestSpecYAMLKeys(t *testing.T) {
 
 func TestCompile(t *testing.T) {
 	reg := Options{RegisterTable: true}
-	coil := Options{DefaultType: Bool, BoolOnly: true}
+	coil := Options{DefaultType: Bool, BoolOnly: true, Source: "coils"}
 	input := Options{RegisterTable: true, ReadOnly: true}
 
 	p := compile(t, Spec{Name: "temperature", Type: "float32", Order: "ABCD", Unit: "°C", Deadband: ptr(0.1), Heartbeat: time.Minute}, reg)
@@ -65,7 +65,7 @@ func TestCompile(t *testing.T) {
 		{"wildcard", Spec{Name: "a+", Type: "int16"}, reg, []FieldError{{"name", `name "a+" may hold only letters, digits, '_' and '-'`}}},
 		{"no type", Spec{Name: "x"}, reg, []FieldError{{"type", "a point needs a type (" + typeList + ")"}}},
 		{"bad type", Spec{Name: "x", Type: "float", Scale: ptr(2), Order: "ABCD"}, reg, []FieldError{{"type", `unknown type "float" (want ` + typeList + ")"}}},
-		{"coil float", Spec{Name: "x", Type: "float32"}, coil, []FieldError{{"type", "float32 is not possible here: this source holds only bool points"}}},
+		{"coil float", Spec{Name: "x", Type: "float32"}, coil, []FieldError{{"type", "float32 is not possible here: coils hold only bool values"}}},
 		{"order length", Spec{Name: "x", Type: "int16", Order: "ABCD"}, reg, []FieldError{{"order", "order ABCD does not fit int16: int16 takes AB or BA"}}},
 		{"order 64", Spec{Name: "x", Type: "float64", Order: "CDAB"}, reg, []FieldError{{"order", "order CDAB does not fit float64: float64 takes ABCDEFGH, GHEFCDAB, BADCFEHG or HGFEDCBA"}}},
 		{"order on bool", Spec{Name: "x", Type: "bool", Bit: iptr(1), Order: "AB"}, reg, []FieldError{{"order", "order AB does not fit bool: bool takes no order"}}},
@@ -89,7 +89,7 @@ func TestCompile(t *testing.T) {
 		{"topic", Spec{Name: "x", Type: "int16", Topic: "a/{pont}"}, reg, []FieldError{{"topic", `topic "a/{pont}": unknown placeholder {pont} (want {gateway}, {device} or {point})`}}},
 		{"topic wildcard", Spec{Name: "x", Type: "int16", Topic: "a/#"}, reg, []FieldError{{"topic", `topic "a/#" holds a wildcard (+ or #)`}}},
 		{"string writable", Spec{Name: "x", Type: "string", Length: 2, Writable: true}, reg, []FieldError{{"writable", "a string point cannot be writable"}}},
-		{"read-only", Spec{Name: "x", Type: "int16", Writable: true}, input, []FieldError{{"writable", "this source is read-only"}}},
+		{"read-only", Spec{Name: "x", Type: "int16", Writable: true}, input, []FieldError{{"writable", "points of this source are read-only"}}},
 		{"range without writable", Spec{Name: "x", Type: "int16", WriteRange: []float64{0, 1}}, reg, []FieldError{{"write_range", "write_range needs writable: true"}}},
 		{"range of three", Spec{Name: "x", Type: "int16", Writable: true, WriteRange: []float64{0, 1, 2}}, reg, []FieldError{{"write_range", "write_range must be [min, max], got 3 numbers"}}},
 		{"range empty", Spec{Name: "x", Type: "int16", Writable: true, WriteRange: []float64{}}, reg, []FieldError{{"write_range", "write_range must be [min, max], got 0 numbers"}}},

@@ -202,7 +202,7 @@ func checkPoint(d *config.Decoder, pp string, pc *pointConfig) (ls lineSpec, mp 
 		fail(pp+".rate", "rate applies to a counter, not to %s line", article(ls.mode))
 	}
 
-	opts := mappings.Options{DefaultType: mappings.Bool, BoolOnly: true}
+	opts := mappings.Options{DefaultType: mappings.Bool, BoolOnly: true, Source: "GPIO lines"}
 	switch ls.mode {
 	case modeCounter:
 		opts = mappings.Options{DefaultType: mappings.Uint64}
@@ -260,7 +260,7 @@ func checkRate(d *config.Decoder, pp string, pc *pointConfig) (mappings.Point, b
 	if spec.Name == "" {
 		spec.Name = pc.Name + "_rate"
 	}
-	rp, ok := adapters.Compile(d, pp+".rate", &spec, mappings.Options{DefaultType: mappings.Float64, ReadOnly: true})
+	rp, ok := adapters.Compile(d, pp+".rate", &spec, mappings.Options{DefaultType: mappings.Float64, ReadOnly: true, Source: "counter rates"})
 	if ok && !rp.Type.IsFloat() {
 		d.Errorf(pp+".rate.type", "a rate is a float64 or float32, not %s", rp.Type)
 		ok = false

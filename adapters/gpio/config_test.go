@@ -100,7 +100,7 @@ func TestConfigErrors(t *testing.T) {
 		"devices[0].poll_interval: poll_interval must be at least 10ms",
 		"devices[0].points[1].line: line 17 is already used by devices[0].points[0]",
 		"devices[0].points[2].type: a counter total is a uint64, not float32",
-		"devices[0].points[3].type: uint16 is not possible here: this source holds only bool points",
+		"devices[0].points[3].type: uint16 is not possible here: GPIO lines hold only bool values",
 		"devices[0].points[4].type: int16 is not possible here",
 		"devices[0].points[5].debounce: debounce applies to input and counter lines, not to an output",
 		"devices[0].points[6].initial: initial applies to an output, not to an input line",

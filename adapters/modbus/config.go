@@ -105,13 +105,13 @@ func (t table) singular() string {
 func (t table) options() mappings.Options {
 	switch t {
 	case coil:
-		return mappings.Options{DefaultType: mappings.Bool, BoolOnly: true}
+		return mappings.Options{DefaultType: mappings.Bool, BoolOnly: true, Source: t.plural()}
 	case discrete:
-		return mappings.Options{DefaultType: mappings.Bool, BoolOnly: true, ReadOnly: true}
+		return mappings.Options{DefaultType: mappings.Bool, BoolOnly: true, ReadOnly: true, Source: t.plural()}
 	case input:
-		return mappings.Options{DefaultType: mappings.Uint16, RegisterTable: true, ReadOnly: true}
+		return mappings.Options{DefaultType: mappings.Uint16, RegisterTable: true, ReadOnly: true, Source: t.plural()}
 	}
-	return mappings.Options{DefaultType: mappings.Uint16, RegisterTable: true}
+	return mappings.Options{DefaultType: mappings.Uint16, RegisterTable: true, Source: t.plural()}
 }
 
 // scheme is the transport named by a device URL.

@@ -248,7 +248,7 @@ func (pc *pointsConfig) refuse(i int, p *pointConfig, format string) {
 // false when the point's mapping is unusable.
 func (pc *pointsConfig) compile(info *adapters.Info, i int, p *pointConfig, def mappings.Type) (n int, mp mappings.Point, ok bool) {
 	pp := pc.at(i, "")
-	mp, ok = adapters.Compile(pc.e.Decoder(), pp, &p.Spec, mappings.Options{DefaultType: def, ReadOnly: true})
+	mp, ok = adapters.Compile(pc.e.Decoder(), pp, &p.Spec, mappings.Options{DefaultType: def, ReadOnly: true, Source: "serial sensor values"})
 	pc.e.Check(ok)
 	return pc.e.AddPoint(info, mp, pp), mp, ok
 }
@@ -273,7 +273,7 @@ func (pc *pointsConfig) nmea(info *adapters.Info) func() parser {
 		// Every quantity, with its default unit.
 		for q := range nmeaCount {
 			spec := mappings.Spec{Name: q.name(), Unit: q.unit()}
-			mp, _ := spec.Compile(mappings.Options{DefaultType: q.typ(), ReadOnly: true})
+			mp, _ := spec.Compile(mappings.Options{DefaultType: q.typ(), ReadOnly: true, Source: "serial sensor values"})
 			idx[q] = pc.e.AddPoint(info, mp, pc.e.Path())
 		}
 	}
