@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -15,7 +14,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -24,7 +22,6 @@ import (
 	"github.com/fieldbridge/gateway/adapters/modbus"
 	"github.com/fieldbridge/gateway/adapters/serial"
 	"github.com/fieldbridge/gateway/adapters/simulation"
-	"github.com/fieldbridge/gateway/broker"
 	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/gateway"
 	"golang.org/x/sys/unix"
@@ -62,7 +59,7 @@ const usage = `Fieldbridge gateway: field devices to MQTT, with store-and-forwar
 Usage:
   gateway run --config FILE        run the gateway
   gateway validate --config FILE   check a configuration and list every problem
-  gateway passwd                   read a password on stdin, print its bcrypt hash
+  gateway passwd                   ask for a password (or read stdin), print its bcrypt hash
   gateway buffer stats --data-dir DIR   backlog per bridge (works while the gateway runs)
   gateway modbus read --url URL ...     read registers for commissioning, like mbpoll
   gateway version                  print version, commit and Go version
@@ -261,28 +258,4 @@ func cmdModbus(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return modbus.ReadCommand(ctx, args[1:], stdout, stderr)
-}
-
-func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("passwd", "passwd < password.txt", stderr)
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		fmt.Fprintln(stderr, "gateway passwd:", err)
-		return exitFailure
-	}
-	pw := strings.TrimRight(line, "\r\n")
-	if pw == "" {
-		fmt.Fprintln(stderr, "gateway passwd: empty password on stdin")
-		return exitFailure
-	}
-	hash, err := broker.HashPassword([]byte(pw))
-	if err != nil {
-		fmt.Fprintln(stderr, "gateway passwd:", err)
-		return exitFailure
-	}
-	fmt.Fprintln(stdout, hash)
-	return exitOK
 }
