@@ -56,8 +56,10 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 9},
-		{"middle record of the tail corrupt", func(t *testing.T, p string, fr []int64, end int64) {
-			flipByte(t, p, fr[4]+9)
+		// A damaged record between intact ones is stepped over instead
+		// (TestDamagedRecordsSkipped); a broken size field cannot be.
+		{"size field of a middle record corrupt", func(t *testing.T, p string, fr []int64, end int64) {
+			flipByte(t, p, fr[4]+3)
 		}, 4},
 	}
 	for _, tc := range cases {
@@ -129,7 +131,7 @@ func TestCorruptOlderSegmentIsQuarantined(t *testing.T) {
 	nextBase, _ := parseSegName(filepath.Base(files[4]))
 	frames := frameOffsets(t, victim, base)
 	bad := len(frames) / 2
-	flipByte(t, victim, frames[bad]+9)
+	flipByte(t, victim, frames[bad]+3) // the size field: the frames after it are lost to the scan
 	badSeq := base + uint64(bad)
 
 	l = e.open()
@@ -187,7 +189,7 @@ func TestCorruptActiveSegment(t *testing.T) {
 	appendN(t, l, 0, 10)
 	path, base := lastSegment(t, e.dir)
 	frames := frameOffsets(t, path, base)
-	flipByte(t, path, frames[4]+9)
+	flipByte(t, path, frames[4]+3)
 	r := l.Reader()
 	got := drain(t, r)
 	if len(got) != 4 {
@@ -424,7 +426,7 @@ func TestQuarantineUnavailable(t *testing.T) {
 	slices.Sort(files)
 	victim := files[1]
 	base, _ := parseSegName(filepath.Base(victim))
-	flipByte(t, victim, segHeaderSize+frameHeaderSize)
+	flipByte(t, victim, segHeaderSize+3)
 	mustWrite(t, filepath.Join(e.dir, quarantineDir), []byte("not a directory"))
 
 	l = e.open()
@@ -450,4 +452,92 @@ func TestQuarantineUnavailable(t *testing.T) {
 		}
 	}
 	os.Rename(victim, filepath.Join(e.dir, quarantineDir, quarantineName(base, next, true)))
+}
+
+// One damaged record (a flipped bit on an SD card) costs that record only,
+// wherever it is: between records of a sealed segment, as a sealed
+// segment's last record, in the newest segment at start-up, or in the
+// segment being written. Each is counted and reported once, nothing is
+// quarantined, and the records after it are delivered.
+func TestDamagedRecordsSkipped(t *testing.T) {
+	e := newEnv(t)
+	e.opts.SegmentSize = 1024
+	l := e.open()
+	const n = 300
+	appendN(t, l, 0, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damaged := map[uint64]bool{}
+	damage := func(path string, k int) { // k: the frame's index; -1 the last
+		t.Helper()
+		base, _ := parseSegName(filepath.Base(path))
+		frames := frameOffsets(t, path, base)
+		if k < 0 {
+			k = len(frames) - 1
+		}
+		flipByte(t, path, frames[k]+9) // the append time, which the checksum covers
+		damaged[base+uint64(k)] = true
+	}
+	files := segFiles(t, e.dir)
+	slices.Sort(files)
+	damage(files[2], 3)
+	damage(files[3], -1)
+
+	// Ten records in a fresh newest segment, one of them damaged before
+	// the next start.
+	e.opts.SegmentSize = 4096
+	l = e.open()
+	l.mu.Lock()
+	if err := l.rollLocked(false, 0); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Unlock()
+	appendN(t, l, n, 10)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tail, _ := lastSegment(t, e.dir)
+	damage(tail, 4)
+
+	l = e.open()
+	if _, ok := e.logs.find(slog.LevelWarn, "damaged record in the newest segment", tail, "seq="+strconv.Itoa(n+5)); !ok {
+		t.Error("the damaged record of the newest segment is not reported at start-up")
+	}
+	// Five more in the segment being written, one damaged in place.
+	appendN(t, l, n+10, 5)
+	damage(tail, 12)
+
+	check := func(got []Record) {
+		t.Helper()
+		want := uint64(1)
+		for _, r := range got {
+			for damaged[want] {
+				want++
+			}
+			if r.Seq != want || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+				t.Fatalf("got record %d (%d bytes), want record %d", r.Seq, len(r.Data), want)
+			}
+			want++
+		}
+		if last := uint64(n + 15); want != last+1 {
+			t.Fatalf("read up to %d, want up to %d", want-1, last)
+		}
+	}
+	check(drain(t, l.Reader()))
+	st := l.Stats()
+	if st.Dropped.Corrupt != uint64(len(damaged)) || st.Quarantined != 0 {
+		t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, len(damaged))
+	}
+	for seq := range damaged {
+		if _, ok := e.logs.find(slog.LevelError, "skipped a damaged record", "seq="+strconv.FormatUint(seq, 10)); !ok {
+			t.Errorf("damaged record %d not reported", seq)
+		}
+	}
+	// A new Reader from the same cursor (a reconnect) steps over them
+	// again without counting them again.
+	check(drain(t, l.Reader()))
+	if st2 := l.Stats(); st2.Dropped != st.Dropped {
+		t.Errorf("counted again: %+v", st2.Dropped)
+	}
 }

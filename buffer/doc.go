@@ -53,6 +53,13 @@
 //
 // # Recovery
 //
+// A damaged record, one whose checksum fails while its size leads to a
+// valid record for the next sequence number (or to the segment's known
+// end), is a flipped bit on the medium, not a broken file: the Reader steps
+// over it, counts it in Stats.Dropped.Corrupt once and logs it, and the
+// records after it are delivered. Anything else that does not parse is
+// handled as follows.
+//
 // Open scans only the newest segment. A frame whose size or checksum is
 // wrong ends the valid data there (a torn write); the file is cut at that
 // point and preallocated again. Older segments are verified as the Reader

@@ -167,11 +167,15 @@ const scanChunk = 64 << 10
 // frameScanner reads consecutive frames from a segment through a small
 // buffer, so that walking a segment costs one pread per chunk.
 type frameScanner struct {
-	r      io.ReaderAt
-	path   string
-	off    int64  // offset of the next frame
-	limit  int64  // bytes at or past limit are not read
-	seq    uint64 // sequence number of the next frame
+	r     io.ReaderAt
+	path  string
+	off   int64  // offset of the next frame
+	limit int64  // bytes at or past limit are not read
+	seq   uint64 // sequence number of the next frame
+	// end, when not 0, is the sequence number after the segment's last
+	// record (known to a reader, not to recovery): a damaged last record
+	// is then told from a torn one.
+	end    uint64
 	buf    []byte
 	bufOff int64
 }
@@ -183,13 +187,16 @@ func (s *frameScanner) reset(off int64, seq uint64) {
 }
 
 // peek returns n bytes at s.off; n must not reach past s.limit.
-func (s *frameScanner) peek(n int64) ([]byte, error) {
-	if s.off >= s.bufOff && s.off+n <= s.bufOff+int64(len(s.buf)) {
-		start := s.off - s.bufOff
+func (s *frameScanner) peek(n int64) ([]byte, error) { return s.peekAt(s.off, n) }
+
+// peekAt returns n bytes at off; off+n must not reach past s.limit.
+func (s *frameScanner) peekAt(off, n int64) ([]byte, error) {
+	if off >= s.bufOff && off+n <= s.bufOff+int64(len(s.buf)) {
+		start := off - s.bufOff
 		return s.buf[start : start+n], nil
 	}
 	want := max(n, scanChunk)
-	want = min(want, s.limit-s.off)
+	want = min(want, s.limit-off)
 	var b []byte
 	if want <= scanChunk {
 		if cap(s.buf) < scanChunk {
@@ -200,26 +207,45 @@ func (s *frameScanner) peek(n int64) ([]byte, error) {
 		// One large frame: do not keep a big buffer around afterwards.
 		b = make([]byte, want)
 	}
-	m, err := s.r.ReadAt(b, s.off)
+	m, err := s.r.ReadAt(b, off)
 	if int64(m) < n {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		s.buf = s.buf[:0]
-		return nil, fmt.Errorf("buffer: read %s at offset %d: %w", s.path, s.off, err)
+		return nil, fmt.Errorf("buffer: read %s at offset %d: %w", s.path, off, err)
 	}
 	if want <= scanChunk {
-		s.buf, s.bufOff = b[:m], s.off
+		s.buf, s.bufOff = b[:m], off
 	} else {
 		s.buf = s.buf[:0]
 	}
 	return b[:n], nil
 }
 
+// DamagedError is a record whose bytes were damaged on the medium (a
+// flipped bit) while the segment's structure is intact: its length leads
+// to a valid record for the next sequence number. The scan steps over it,
+// so that one damaged record costs that record only. It matches ErrCorrupt.
+type DamagedError struct {
+	Path string
+	Off  int64  // where the record starts
+	Seq  uint64 // the record's sequence number
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("buffer: %s: offset %d: record %d is damaged (checksum mismatch); the records after it are intact", e.Path, e.Off, e.Seq)
+}
+
+// Is makes a DamagedError match ErrCorrupt.
+func (e *DamagedError) Is(target error) bool { return target == ErrCorrupt }
+
 // next returns the payload (valid until the next call), append time and
 // frame length of the next record. It returns io.EOF at a clean end of data
-// (the limit, or a zero size field) and an ErrCorrupt error for anything
-// else that is not a valid frame for sequence number s.seq.
+// (the limit, or a zero size field), a *DamagedError, with the scanner
+// moved past the record, for a damaged record between intact ones, and an
+// ErrCorrupt error for anything else that is not a valid frame for
+// sequence number s.seq.
 func (s *frameScanner) next() (data []byte, t int64, n int64, err error) {
 	rem := s.limit - s.off
 	if rem <= 0 {
@@ -258,12 +284,49 @@ func (s *frameScanner) next() (data []byte, t int64, n int64, err error) {
 		return nil, 0, 0, err
 	}
 	if got, want := binary.LittleEndian.Uint32(b[4:8]), frameChecksum(b, s.seq); got != want {
+		if s.validAt(s.off+n, s.seq+1) || (s.seq+1 == s.end && s.endsAt(s.off+n)) {
+			err := &DamagedError{Path: s.path, Off: s.off, Seq: s.seq}
+			s.off += n
+			s.seq++
+			return nil, 0, n, err
+		}
 		return nil, 0, 0, corruptError(s.path, s.off, "checksum mismatch for sequence %d", s.seq)
 	}
 	t = int64(binary.LittleEndian.Uint64(b[8:16]))
 	s.off += n
 	s.seq++
 	return b[frameHeaderSize:], t, n, nil
+}
+
+// endsAt reports whether the data ends at off: the limit, or a zero size
+// field.
+func (s *frameScanner) endsAt(off int64) bool {
+	rem := s.limit - off
+	if rem <= 0 {
+		return true
+	}
+	b, err := s.peekAt(off, min(rem, 4))
+	return err == nil && allZero(b)
+}
+
+// validAt reports whether a valid frame for seq starts at off. The
+// checksum covers the sequence number, so a frame that is not the record
+// seq cannot pass by accident (short of a 1 in 2^32 collision).
+func (s *frameScanner) validAt(off int64, seq uint64) bool {
+	rem := s.limit - off
+	if rem < frameHeaderSize {
+		return false
+	}
+	b, err := s.peekAt(off, frameHeaderSize)
+	if err != nil {
+		return false
+	}
+	size := int64(binary.LittleEndian.Uint32(b[0:4]))
+	if size < sizeFieldMin || 8+size > rem {
+		return false
+	}
+	b, err = s.peekAt(off, 8+size)
+	return err == nil && binary.LittleEndian.Uint32(b[4:8]) == frameChecksum(b, seq)
 }
 
 func allZero(b []byte) bool {

@@ -50,11 +50,11 @@ func inspect(dir string) (Stats, error) {
 		return Stats{}, fmt.Errorf("buffer: %w", err)
 	}
 	defer f.Close()
-	sc, _, _, err := scanTail(f, tail, tail.size)
+	ts, err := scanTail(f, tail, tail.size)
 	if err != nil {
 		return Stats{}, err
 	}
-	tail.size, tail.end = sc.off, sc.seq
+	tail.size, tail.end = ts.sc.off, ts.sc.seq
 
 	cursor := segs[0].base
 	if cursorOK {

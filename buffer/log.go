@@ -31,7 +31,7 @@ type Record struct {
 type Dropped struct {
 	Full    uint64 // DropOldest deleted them, or DropNewest refused them
 	Age     uint64 // older than MaxAge
-	Corrupt uint64 // in a quarantined segment
+	Corrupt uint64 // damaged records, and those of a quarantined segment
 }
 
 // Total is the sum over all reasons.
@@ -133,6 +133,7 @@ type Log struct {
 	dropped     Dropped
 	reports     [numReasons]dropReport
 	quarantined int
+	lastDamaged uint64 // the highest damaged record counted, so each counts once
 	appended    uint64
 	fsyncs      uint64
 	syncTimer   *time.Timer // the deferred fsync; armed while syncArmed
@@ -250,12 +251,16 @@ func (l *Log) recover() error {
 		return fmt.Errorf("buffer: %w", err)
 	}
 	l.active = f
-	sc, newest, torn, err := scanTail(f, tail, tail.size)
+	ts, err := scanTail(f, tail, tail.size)
 	if err != nil {
 		return err
 	}
-	if torn != nil {
-		l.log.Warn("buffer: truncating torn tail", "file", tail.path, "offset", sc.off, "err", torn)
+	sc, newest := ts.sc, ts.newest
+	for _, d := range ts.damaged {
+		l.log.Warn("buffer: damaged record in the newest segment; it will be skipped and counted when read", "file", d.Path, "offset", d.Off, "seq", d.Seq)
+	}
+	if ts.torn != nil {
+		l.log.Warn("buffer: truncating torn tail", "file", tail.path, "offset", sc.off, "err", ts.torn)
 	}
 	// Cut whatever follows the last good record and preallocate again, so
 	// no stale bytes can line up behind records appended from here on.
@@ -707,6 +712,21 @@ func (l *Log) quarantine(seg *segment, badSeq uint64, cause error) error {
 	l.log.Error("buffer: quarantined corrupt segment", "file", seg.path, "moved_to", dst,
 		"first_bad_seq", badSeq, "lost", lost, "err", cause, "move_err", err)
 	return nil
+}
+
+// damaged counts and reports a damaged record that a reader stepped over,
+// once: a Reader that starts again below it (after a reconnect) steps over
+// it again. A record already acknowledged is not lost.
+func (l *Log) damaged(e *DamagedError) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e.Seq <= l.lastDamaged || e.Seq < l.cursor {
+		return
+	}
+	l.lastDamaged = e.Seq
+	l.dropped.Corrupt++
+	l.cursorDirty = true
+	l.log.Error("buffer: skipped a damaged record", "file", e.Path, "offset", e.Off, "seq", e.Seq, "lost", 1)
 }
 
 // moveToQuarantine renames a segment file into quarantine/. The range, when

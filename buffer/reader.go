@@ -179,6 +179,7 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 	if seg == l.activeSeg() {
 		end = l.nextSeq
 	}
+	r.sc.end = end
 	l.mu.Unlock()
 
 	if r.f == nil {
@@ -206,6 +207,21 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 		}
 		off := r.sc.off
 		data, t, n, err := r.sc.next()
+		var damaged *DamagedError
+		if errors.As(err, &damaged) {
+			// The record is lost, the segment is not: step over it.
+			r.hinted = false
+			switch seq := damaged.Seq; {
+			case seq < r.seq:
+			case seq >= end:
+				r.seq = end
+				return Record{}, nil, errRetry
+			default:
+				l.damaged(damaged)
+				r.seq = seq + 1
+			}
+			continue
+		}
 		if err != nil {
 			if r.hinted {
 				// A stale hint: the checksum covers the sequence number,

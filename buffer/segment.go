@@ -173,22 +173,35 @@ func sealedEnds(segs []*segment, bad []badSegment, q []qRange) {
 	}
 }
 
+// tailScan is what scanTail found in the newest segment.
+type tailScan struct {
+	sc      frameScanner // positioned after the last good frame
+	newest  int64        // append time of the last good frame
+	torn    error        // the invalid frame that ends the data, if any
+	damaged []*DamagedError
+}
+
 // scanTail walks every frame of the segment and stops at the end of data or
-// at the first invalid frame (torn is then its error). It returns the
-// scanner positioned after the last good frame.
-func scanTail(r io.ReaderAt, seg *segment, limit int64) (sc frameScanner, newest int64, torn error, err error) {
-	sc = frameScanner{r: r, path: seg.path, off: segHeaderSize, limit: limit, seq: seg.base}
+// at the first invalid frame (torn is then its error). A damaged record
+// between intact ones does not end the data: it is listed, and a reader
+// steps over it.
+func scanTail(r io.ReaderAt, seg *segment, limit int64) (ts tailScan, err error) {
+	ts.sc = frameScanner{r: r, path: seg.path, off: segHeaderSize, limit: limit, seq: seg.base}
+	var damaged *DamagedError
 	for {
-		_, t, _, err := sc.next()
+		_, t, _, err := ts.sc.next()
 		switch {
 		case err == nil:
-			newest = t
+			ts.newest = t
 		case err == io.EOF:
-			return sc, newest, nil, nil
+			return ts, nil
+		case errors.As(err, &damaged):
+			ts.damaged = append(ts.damaged, damaged)
 		case errors.Is(err, ErrCorrupt):
-			return sc, newest, err, nil
+			ts.torn = err
+			return ts, nil
 		default:
-			return sc, newest, nil, err
+			return ts, err
 		}
 	}
 }
