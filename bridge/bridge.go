@@ -123,6 +123,7 @@ type Bridge struct {
 	recs  sync.Pool // *[]byte record buffers
 
 	running atomic.Bool
+	hol     headOfLine
 	st      counters
 	status  statusState
 	drain   drainWatch
@@ -269,6 +270,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	bo := newBackoff(b.cfg.Reconnect.Min, b.cfg.Reconnect.Max)
 	for {
+		b.hol.start()
+		delivered, started := b.st.delivered.Load(), time.Now()
 		connected, err := b.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -276,10 +279,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if errors.Is(err, buffer.ErrClosed) {
 			return fmt.Errorf("bridge %s: %w", b.name, err)
 		}
-		if connected {
-			bo.reset()
-		} else {
+		acked := b.st.delivered.Load() != delivered
+		if b.hol.ended(connected, acked, b.buf.Stats().Cursor) && connected {
+			b.log.Warn("bridge: the last connections ended each time the same message was sent first; holding it back to see whether the cloud takes the ones after it",
+				"seq", b.hol.suspect, "connections", suspectAfter)
+		}
+		switch {
+		case !connected:
 			b.st.connectFailures.Add(1)
+		case acked || time.Since(started) >= healthySession:
+			// A cloud that accepts the connection and drops it at once
+			// gets the backoff too.
+			bo.reset()
 		}
 		var limit time.Duration
 		if unreachable(err) {

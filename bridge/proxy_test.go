@@ -29,6 +29,10 @@ type mqttProxy struct {
 	up    string // the cloud's host:port
 	upTLS *tls.Config
 	hold  atomic.Int64 // how long PUBACKs are held, in nanoseconds
+	// cuts is how many more connections are closed, in both directions,
+	// when the bridge's first QoS 1 PUBLISH on them arrives (not
+	// forwarded): a link that fails whenever data is sent.
+	cuts atomic.Int32
 
 	mu     sync.Mutex
 	gate   chan struct{} // while paused, closed by releaseAcks; else nil
@@ -242,6 +246,10 @@ func (px *mqttProxy) serve(down net.Conn) {
 			typ, qos := pkt[0]>>4, pkt[0]>>1&3
 			if typ == rawmqtt.TypePublish && qos == 2 {
 				px.fail("a QoS 2 PUBLISH: the proxy follows QoS 1 only")
+			}
+			if typ == rawmqtt.TypePublish && qos == 1 && px.cuts.Add(-1) >= 0 {
+				down.Close()
+				return
 			}
 			if typ == rawmqtt.TypePublish && qos == 1 {
 				at := time.Now()
