@@ -53,7 +53,7 @@ func (s *bridgeSet) Store(ctx context.Context, m broker.Message, durable bool) e
 	var first error
 	for _, u := range s.ups {
 		if err := u.bridge.Store(ctx, m, durable); err != nil && first == nil {
-			first = fmt.Errorf("bridge %s: %w", u.cfg.Name, err)
+			first = err // it names the bridge
 		}
 	}
 	return first
