@@ -17,7 +17,11 @@ const commandQueue = 64
 // ErrQueueFull means a device's command queue is full.
 var ErrQueueFull = errors.New("device busy: too many commands waiting")
 
-// writablePoint routes the commands of one point to its device's queue.
+// errNotWritable answers a command for a point that is read-only.
+var errNotWritable = errors.New("the point is not writable (writable: true in its configuration makes it so)")
+
+// writablePoint routes the commands of one point to its device's queue; a
+// nil queue is a read-only point, whose commands are refused.
 type writablePoint struct {
 	device string
 	index  int
@@ -26,9 +30,11 @@ type writablePoint struct {
 	queue  chan adapters.Command
 }
 
-// commander receives commands on {topic}/set for every writable point. Its
-// handlers run inside the broker's fan-out, so they only parse and enqueue;
-// the runner that owns the device's bus applies them in arrival order.
+// commander receives commands on {topic}/set for every point: a writable
+// point's are applied, a read-only point's refused with an answer, so that
+// a command sent to the wrong point is not met with silence. Its handlers
+// run inside the broker's fan-out, so they only parse and enqueue; the
+// runner that owns the device's bus applies them in arrival order.
 type commander struct {
 	pub    publisher
 	log    *slog.Logger
@@ -40,10 +46,26 @@ type commander struct {
 func newCommander(p *Plan, pub publisher, log *slog.Logger, now func() time.Time) *commander {
 	c := &commander{pub: pub, log: log, now: now,
 		queues: map[string]chan adapters.Command{}, points: map[string]*writablePoint{}}
+	published := map[string]bool{}
+	for _, topics := range p.Topics {
+		for _, t := range topics {
+			published[t] = true
+		}
+	}
 	for _, dev := range p.Devices.Devices {
 		info := dev.Info()
 		for i, pt := range info.Points {
+			topic := p.Topics[info.Name][i]
+			if topic == "" {
+				continue
+			}
+			wp := &writablePoint{device: info.Name, index: i, point: pt, topic: topic}
 			if !pt.Writable {
+				// Not where another point publishes (for a writable
+				// point, the configuration is refused).
+				if !published[topic+"/set"] && !published[topic+"/set/error"] {
+					c.points[topic+"/set"] = wp
+				}
 				continue
 			}
 			q, ok := c.queues[info.Name]
@@ -51,8 +73,8 @@ func newCommander(p *Plan, pub publisher, log *slog.Logger, now func() time.Time
 				q = make(chan adapters.Command, commandQueue)
 				c.queues[info.Name] = q
 			}
-			topic := p.Topics[info.Name][i]
-			c.points[topic+"/set"] = &writablePoint{device: info.Name, index: i, point: pt, topic: topic, queue: q}
+			wp.queue = q
+			c.points[topic+"/set"] = wp
 		}
 	}
 	return c
@@ -70,6 +92,10 @@ func (c *commander) queue(device string) <-chan adapters.Command {
 func (c *commander) handle(topic string, payload []byte, retained bool, sender string) {
 	wp, ok := c.points[topic]
 	if !ok {
+		return
+	}
+	if wp.queue == nil {
+		c.reject(wp, sender, payload, errNotWritable)
 		return
 	}
 	if retained {

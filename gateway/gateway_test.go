@@ -187,6 +187,20 @@ func TestCommandsThroughACL(t *testing.T) {
 	}
 }
 
+// A command for a read-only point is answered, not met with silence.
+func TestCommandToReadOnlyPointAnswered(t *testing.T) {
+	g := start(t, `broker: {listeners: [{name: local, type: tcp, address: "127.0.0.1:0"}]}
+`+setpointDevice+`      - {name: supply, waveform: sine}
+`)
+	c := client(t, g, "", "")
+	ch := sub(t, c, "gw/hvac/supply/set/error")
+	publish(t, c, "gw/hvac/supply/set", "21", false)
+	e := next(t, ch, "the answer", func(message) bool { return true })
+	if !strings.Contains(e.payload, "not writable") || !strings.Contains(e.payload, `"payload":"21"`) {
+		t.Errorf("answer %s", e.payload)
+	}
+}
+
 func TestAnonymousRefusedWhenUsersConfigured(t *testing.T) {
 	g := start(t, fmt.Sprintf(`broker:
   allow_anonymous: false
