@@ -56,11 +56,11 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 9},
-		// A damaged record between intact ones is stepped over instead
-		// (TestDamagedRecordsSkipped); a broken size field cannot be.
+		// A broken size field with records after it is repaired, and
+		// here the record is whole again (TestBrokenSizeFieldInTail).
 		{"size field of a middle record corrupt", func(t *testing.T, p string, fr []int64, end int64) {
 			flipByte(t, p, fr[4]+3)
-		}, 4},
+		}, 10},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -539,5 +539,60 @@ func TestDamagedRecordsSkipped(t *testing.T) {
 	check(drain(t, l.Reader()))
 	if st2 := l.Stats(); st2.Dropped != st.Dropped {
 		t.Errorf("counted again: %+v", st2.Dropped)
+	}
+}
+
+// A broken size field in the newest segment hid every record after it,
+// which recovery then cut off as a torn tail. Recovery now finds the next
+// record, rewrites the size field to reach it and keeps the rest: the
+// record itself is whole again if only its size was hit, or is stepped
+// over as damaged.
+func TestBrokenSizeFieldInTail(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		payload bool // the payload is hit too
+	}{
+		{"only the size field", false},
+		{"the size field and the payload", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open()
+			appendN(t, l, 0, 10)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path, base := lastSegment(t, e.dir)
+			frames := frameOffsets(t, path, base)
+			flipByte(t, path, frames[4]+2)
+			if c.payload {
+				flipByte(t, path, frames[4]+9)
+			}
+			l = e.open()
+			line, ok := e.logs.find(slog.LevelWarn, "repaired the size field", path)
+			if !ok || !strings.Contains(line, "offset="+strconv.FormatInt(frames[4], 10)) || !strings.Contains(line, "seq=5") {
+				t.Errorf("repair not reported with file, offset and seq: %q", line)
+			}
+			if _, ok := e.logs.find(slog.LevelWarn, "truncating torn tail"); ok {
+				t.Error("the tail was cut")
+			}
+			appendN(t, l, 10, 1)
+			got := drain(t, l.Reader())
+			want := 11
+			if c.payload {
+				want = 10 // record 5 is lost, and only record 5
+			}
+			if len(got) != want {
+				t.Fatalf("read %d records, want %d", len(got), want)
+			}
+			for _, r := range got {
+				if (c.payload && r.Seq == 5) || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+					t.Errorf("record %d: %d bytes", r.Seq, len(r.Data))
+				}
+			}
+			if st := l.Stats(); st.Dropped.Corrupt != uint64(11-want) {
+				t.Errorf("corrupt drops %d, want %d", st.Dropped.Corrupt, 11-want)
+			}
+		})
 	}
 }

@@ -60,9 +60,12 @@
 // records after it are delivered. Anything else that does not parse is
 // handled as follows.
 //
-// Open scans only the newest segment. A frame whose size or checksum is
-// wrong ends the valid data there (a torn write); the file is cut at that
-// point and preallocated again. Older segments are verified as the Reader
+// Open scans only the newest segment. A frame whose size field is broken
+// while a valid record for the next sequence number follows gets its size
+// field rewritten to reach that record (the frame is then whole again, or
+// a damaged record). Any other frame whose size or checksum is wrong ends
+// the valid data there (a torn write); the file is cut at that point and
+// preallocated again. Older segments are verified as the Reader
 // passes through them: a bad frame moves the whole segment to quarantine/
 // (named with its sequence range), its unacknowledged records are counted
 // in Stats.Dropped.Corrupt (those before the bad frame were delivered once

@@ -298,6 +298,18 @@ func (s *frameScanner) next() (data []byte, t int64, n int64, err error) {
 	return b[frameHeaderSize:], t, n, nil
 }
 
+// resync finds where the record after the frame at s.off starts when that
+// frame's size field is broken: the first offset past it where a valid
+// frame for s.seq+1 begins, searched up to the limit.
+func (s *frameScanner) resync() (int64, bool) {
+	for p := s.off + frameHeaderSize; p+frameHeaderSize <= s.limit; p++ {
+		if s.validAt(p, s.seq+1) {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
 // endsAt reports whether the data ends at off: the limit, or a zero size
 // field.
 func (s *frameScanner) endsAt(off int64) bool {

@@ -25,6 +25,9 @@ func fuzzSegment(base uint64, recs ...string) []byte {
 // checks that Open and reading never panic, deliver only records whose
 // frame (with a valid checksum for its sequence number) is in the input,
 // deliver them in increasing order, and that appending works afterwards.
+// Open may rewrite a frame's size field (a broken one in the newest
+// segment), so the frame's other bytes must be in the input; the checksum
+// covers the size too.
 func FuzzRecover(f *testing.F) {
 	seg1 := fuzzSegment(1, "alpha", "", "gamma gamma")
 	seg2 := fuzzSegment(4, "delta", "epsilon")
@@ -80,7 +83,7 @@ func FuzzRecover(f *testing.F) {
 			last = rec.Seq
 			frame, partial := encodeFrame(nil, rec.Time.UnixNano(), rec.Data)
 			sealFrame(frame, partial, rec.Seq)
-			if !bytes.Contains(a, frame) && !bytes.Contains(b, frame) {
+			if !bytes.Contains(a, frame[4:]) && !bytes.Contains(b, frame[4:]) {
 				t.Fatalf("record %d (%q) is not a valid frame of the input", rec.Seq, rec.Data)
 			}
 		}

@@ -3,6 +3,7 @@ package buffer
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -263,6 +264,23 @@ func (l *Log) recover() error {
 	ts, err := scanTail(f, tail, tail.size)
 	if err != nil {
 		return err
+	}
+	// A broken size field hides the records after it. When a valid record
+	// for the next sequence number follows, the field is rewritten to
+	// reach it and the scan starts again: the record is whole again (only
+	// its size was hit) or a damaged record that readers step over.
+	for repairs := 0; ts.torn != nil && repairs < maxTailRepairs; repairs++ {
+		next, ok := ts.sc.resync()
+		if !ok {
+			break
+		}
+		if err := rewriteSize(f, ts.sc.off, next); err != nil {
+			return fmt.Errorf("buffer: repair %s at offset %d: %w", tail.path, ts.sc.off, err)
+		}
+		l.log.Warn("buffer: repaired the size field of a record in the newest segment", "file", tail.path, "offset", ts.sc.off, "seq", ts.sc.seq, "err", ts.torn)
+		if ts, err = scanTail(f, tail, tail.size); err != nil {
+			return err
+		}
 	}
 	sc, newest := ts.sc, ts.newest
 	for _, d := range ts.damaged {
@@ -723,6 +741,20 @@ func (l *Log) quarantine(seg *segment, badSeq uint64, cause error) error {
 	l.log.Error("buffer: quarantined corrupt segment", "file", seg.path, "moved_to", dst,
 		"first_bad_seq", badSeq, "lost", lost, "err", cause, "move_err", err)
 	return nil
+}
+
+// maxTailRepairs bounds the size fields Open rewrites in the newest
+// segment; a segment broken in more places is cut at the next one.
+const maxTailRepairs = 16
+
+// rewriteSize makes the frame at off end at next, durably.
+func rewriteSize(f *os.File, off, next int64) error {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(next-off-8))
+	if _, err := f.WriteAt(b[:], off); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // damaged counts and reports a damaged record that a reader stepped over,
