@@ -131,7 +131,10 @@ func TestCorruptOlderSegmentIsQuarantined(t *testing.T) {
 	nextBase, _ := parseSegName(filepath.Base(files[4]))
 	frames := frameOffsets(t, victim, base)
 	bad := len(frames) / 2
-	flipByte(t, victim, frames[bad]+3) // the size field: the frames after it are lost to the scan
+	// A broken size field, and the record after it damaged too: nothing
+	// after the bad frame can be found again.
+	flipByte(t, victim, frames[bad]+3)
+	flipByte(t, victim, frames[bad+1]+9)
 	badSeq := base + uint64(bad)
 
 	l = e.open()
@@ -190,6 +193,7 @@ func TestCorruptActiveSegment(t *testing.T) {
 	path, base := lastSegment(t, e.dir)
 	frames := frameOffsets(t, path, base)
 	flipByte(t, path, frames[4]+3)
+	flipByte(t, path, frames[5]+9)
 	r := l.Reader()
 	got := drain(t, r)
 	if len(got) != 4 {
@@ -426,7 +430,9 @@ func TestQuarantineUnavailable(t *testing.T) {
 	slices.Sort(files)
 	victim := files[1]
 	base, _ := parseSegName(filepath.Base(victim))
-	flipByte(t, victim, segHeaderSize+3)
+	frames := frameOffsets(t, victim, base)
+	flipByte(t, victim, frames[0]+3)
+	flipByte(t, victim, frames[1]+9)
 	mustWrite(t, filepath.Join(e.dir, quarantineDir), []byte("not a directory"))
 
 	l = e.open()
@@ -594,5 +600,92 @@ func TestBrokenSizeFieldInTail(t *testing.T) {
 				t.Errorf("corrupt drops %d, want %d", st.Dropped.Corrupt, 11-want)
 			}
 		})
+	}
+}
+
+// In an older segment too, a broken size field costs its record only: the
+// reader finds the next record by its checksum instead of quarantining the
+// rest of the segment.
+func TestBrokenSizeFieldInSealedSegment(t *testing.T) {
+	e := newEnv(t)
+	e.opts.SegmentSize = 1024
+	l := e.open()
+	const n = 100
+	appendN(t, l, 0, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := segFiles(t, e.dir)
+	slices.Sort(files)
+	victim := files[2]
+	base, _ := parseSegName(filepath.Base(victim))
+	frames := frameOffsets(t, victim, base)
+	flipByte(t, victim, frames[1]+2)
+	flipByte(t, victim, frames[1]+9) // and the record itself
+	lostSeq := base + 1
+
+	l = e.open()
+	got := drain(t, l.Reader())
+	if len(got) != n-1 {
+		t.Fatalf("read %d records, want %d", len(got), n-1)
+	}
+	for _, r := range got {
+		if r.Seq == lostSeq || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+			t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
+		}
+	}
+	if st := l.Stats(); st.Dropped.Corrupt != 1 || st.Quarantined != 0 {
+		t.Errorf("Stats = %+v, want one corrupt drop and nothing quarantined", st)
+	}
+	if _, ok := e.logs.find(slog.LevelError, "skipped a damaged record", victim, "seq="+strconv.FormatUint(lostSeq, 10)); !ok {
+		t.Error("the lost record is not reported")
+	}
+	// Delivered, the damaged segment goes like any other.
+	if err := l.Ack(n + 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(victim); !os.IsNotExist(err) {
+		t.Errorf("the damaged segment is still there once acknowledged: %v", err)
+	}
+}
+
+// A segment file deleted by hand: its records are counted as lost, and the
+// intact segment before it is neither quarantined nor counted.
+func TestMissingSegmentFile(t *testing.T) {
+	e := newEnv(t)
+	e.opts.SegmentSize = 1024
+	l := e.open()
+	const n = 100
+	appendN(t, l, 0, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := segFiles(t, e.dir)
+	slices.Sort(files)
+	base, _ := parseSegName(filepath.Base(files[2]))
+	next, _ := parseSegName(filepath.Base(files[3]))
+	if err := os.Remove(files[2]); err != nil {
+		t.Fatal(err)
+	}
+
+	l = e.open()
+	got := drain(t, l.Reader())
+	if uint64(len(got)) != n-(next-base) {
+		t.Fatalf("read %d records, want %d", len(got), n-(next-base))
+	}
+	for _, r := range got {
+		if (r.Seq >= base && r.Seq < next) || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+			t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
+		}
+	}
+	if st := l.Stats(); st.Dropped.Corrupt != next-base || st.Quarantined != 0 {
+		t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, next-base)
+	}
+	line, ok := e.logs.find(slog.LevelError, "records missing between segments", files[1])
+	if !ok || !strings.Contains(line, "lost="+strconv.FormatUint(next-base, 10)) {
+		t.Errorf("the missing records are not reported: %q", line)
+	}
+	if err := l.Ack(n + 1); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -134,7 +134,7 @@ type Log struct {
 	dropped     Dropped
 	reports     [numReasons]dropReport
 	quarantined int
-	lastDamaged uint64 // the highest damaged record counted, so each counts once
+	lostUpTo    uint64 // records below it that readers found lost are counted, so each counts once
 	// doomed are the files of segments dropped (max_bytes, max_age) and
 	// not yet deleted: a file goes only once a cursor file that counts its
 	// records as dropped is written, so that a crash in between finds the
@@ -757,19 +757,21 @@ func rewriteSize(f *os.File, off, next int64) error {
 	return f.Sync()
 }
 
-// damaged counts and reports a damaged record that a reader stepped over,
-// once: a Reader that starts again below it (after a reconnect) steps over
-// it again. A record already acknowledged is not lost.
-func (l *Log) damaged(e *DamagedError) {
+// lose counts and reports records from..to-1 that a reader found lost (a
+// damaged record, records missing from the files), once: a Reader that
+// starts again below them (after a reconnect) passes them again. Records
+// already acknowledged are not lost.
+func (l *Log) lose(from, to uint64, msg string, attrs ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e.Seq <= l.lastDamaged || e.Seq < l.cursor {
+	from = max(from, l.cursor, l.lostUpTo)
+	if from >= to {
 		return
 	}
-	l.lastDamaged = e.Seq
-	l.dropped.Corrupt++
+	l.lostUpTo = to
+	l.dropped.Corrupt += to - from
 	l.cursorDirty = true
-	l.log.Error("buffer: skipped a damaged record", "file", e.Path, "offset", e.Off, "seq", e.Seq, "lost", 1)
+	l.log.Error(msg, append(attrs, "lost", to-from)...)
 }
 
 // moveToQuarantine renames a segment file into quarantine/. The range, when

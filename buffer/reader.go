@@ -176,7 +176,8 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 	seg := r.seg
 	r.sc.limit = seg.size
 	end := seg.end
-	if seg == l.activeSeg() {
+	active := seg == l.activeSeg()
+	if active {
 		end = l.nextSeq
 	}
 	r.sc.end = end
@@ -208,7 +209,15 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 		off := r.sc.off
 		data, t, n, err := r.sc.next()
 		var damaged *DamagedError
-		if errors.As(err, &damaged) {
+		if err != nil && !errors.As(err, &damaged) && errors.Is(err, ErrCorrupt) && !r.hinted {
+			// A broken size field: the record is lost, but the records
+			// after it are found by their checksums.
+			if p, ok := r.sc.resync(); ok {
+				damaged = &DamagedError{Path: seg.path, Off: r.sc.off, Seq: r.sc.seq}
+				r.sc.reset(p, r.sc.seq+1)
+			}
+		}
+		if damaged != nil {
 			// The record is lost, the segment is not: step over it.
 			r.hinted = false
 			switch seq := damaged.Seq; {
@@ -217,10 +226,19 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 				r.seq = end
 				return Record{}, nil, errRetry
 			default:
-				l.damaged(damaged)
+				l.lose(seq, seq+1, "buffer: skipped a damaged record", "file", damaged.Path, "offset", damaged.Off, "seq", seq)
 				r.seq = seq + 1
 			}
 			continue
+		}
+		if err == io.EOF && !r.hinted && !active && r.sc.seq < end {
+			// The segment's records are intact, but the next segment
+			// starts later than they end: its file was cut short, or a
+			// segment file between them is gone. The records in between
+			// are lost; this segment's own are not.
+			l.lose(max(r.sc.seq, r.seq), end, "buffer: records missing between segments", "file", seg.path, "ends_at", r.sc.seq, "next_starts_at", end)
+			r.seq = end
+			return Record{}, nil, errRetry
 		}
 		if err != nil {
 			if r.hinted {
