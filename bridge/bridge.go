@@ -280,9 +280,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return fmt.Errorf("bridge %s: %w", b.name, err)
 		}
 		acked := b.st.delivered.Load() != delivered
-		if b.hol.ended(connected, acked, b.buf.Stats().Cursor) && connected {
-			b.log.Warn("bridge: the last connections ended each time the same message was sent first; holding it back to see whether the cloud takes the ones after it",
-				"seq", b.hol.suspect, "connections", suspectAfter)
+		if connected {
+			stuck := b.hol.ended(connected, acked, b.buf.Stats().Cursor, b.now())
+			b.setStuck(stuck)
 		}
 		switch {
 		case !connected:
@@ -305,6 +305,27 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// setStuck records the record delivery is stuck behind (nil: none), and
+// logs when that starts and ends.
+func (b *Bridge) setStuck(s *Stuck) {
+	b.status.mu.Lock()
+	was := b.status.stuck
+	if s != nil && was != nil && was.Seq == s.Seq {
+		s.Since = was.Since
+	}
+	b.status.stuck = s
+	b.status.stuckFlag.Store(s != nil)
+	b.status.mu.Unlock()
+	switch {
+	case s != nil && (was == nil || was.Seq != s.Seq):
+		b.log.Error("bridge: delivery is stuck: the cloud closed each of the last connections without acknowledging anything, after this message was sent first; "+
+			"if the cloud refuses it (a packet size limit, a topic its policy denies), allow it there, or set max_payload below its size to drop it",
+			"url", b.publicURL, "seq", s.Seq, "topic", s.Topic, "bytes", s.Bytes, "connections", s.Connections)
+	case s == nil && was != nil:
+		b.log.Info("bridge: delivery moves again", "url", b.publicURL, "seq", was.Seq)
 	}
 }
 

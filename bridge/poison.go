@@ -9,93 +9,70 @@ import (
 // for the reconnect backoff to start again from reconnect.min.
 const healthySession = time.Minute
 
-// suspectAfter is how many sessions in a row must end without any
-// acknowledgement, each after sending the same first record, before that
-// record is held back to test it.
-const suspectAfter = 3
+// stuckAfter is how many sessions in a row must end without any
+// acknowledgement, each having sent the same record first, before the
+// bridge reports delivery as stuck behind that record.
+const stuckAfter = 3
 
-// headOfLine finds a record that ends every connection it is sent on: a
-// cloud that refuses a message by disconnecting (over its packet size, a
-// topic its policy denies) would otherwise get it first at every
-// reconnect, and nothing behind it would ever be delivered.
+// headOfLine notices a record that ends every connection it is sent on. A
+// cloud that refuses a message by disconnecting (a packet over its size
+// limit, a topic its policy denies) gets it first at every reconnect, and
+// nothing behind it is delivered. The bridge cannot tell that from a link
+// that fails whenever anything is sent, so it never drops the record: it
+// reports it (log, /api/status, metric) with its topic and size, so that
+// the operator can raise the cloud's limit, allow the topic, or set
+// max_payload below the record's size, which makes the sender drop it.
 //
-// A session that ends without any acknowledgement after sending the record
-// at the buffer's cursor first counts against that record. After
-// suspectAfter such sessions in a row, the next session holds the record
-// back (the suspect) and sends the records after it. If the cloud
-// acknowledges one of them, the suspect is dropped: logged with its topic
-// and size and counted as unsendable. If that session too ends without any
-// acknowledgement, the link is at fault, not the record, and the suspicion
-// ends; nothing was dropped.
-//
-// Run's goroutine updates it between sessions; during a session the sender
-// and the collector only read suspect.
+// Run's goroutine owns seq and count; the sender sets first.
 type headOfLine struct {
-	cursor  uint64 // the record sent first in the last sessions without an acknowledgement
-	count   int    // those sessions in a row
-	suspect uint64 // held back in the coming session; 0 for none
-
-	// first is the first record the session handed to paho.
-	first atomic.Uint64
-	// held is the suspect as the sender read it, for the drop's log line.
-	held atomic.Pointer[heldRecord]
-	// dropped says the collector dropped the suspect in this session.
-	dropped atomic.Bool
+	first atomic.Pointer[Stuck] // the first record the session handed to paho
+	seq   uint64                // the record sent first in the sessions counted
+	count int                   // those sessions, in a row
 }
 
-type heldRecord struct {
-	seq   uint64
-	topic string
-	bytes int
+// Stuck is the record delivery waits behind, for /api/status.
+type Stuck struct {
+	Seq   uint64 `json:"seq"`
+	Topic string `json:"topic"`
+	Bytes int    `json:"bytes"`
+	// Connections is how many connections in a row ended without any
+	// acknowledgement after it was sent first.
+	Connections int       `json:"connections"`
+	Since       time.Time `json:"since"`
 }
 
 // start readies a session.
-func (h *headOfLine) start() {
-	h.first.Store(0)
-	h.held.Store(nil)
-	h.dropped.Store(false)
-}
+func (h *headOfLine) start() { h.first.Store(nil) }
 
-// sent notes the records of a message handed to paho.
-func (h *headOfLine) sent(seq uint64) { h.first.CompareAndSwap(0, seq) }
+// sent notes a message handed to paho: its first record, remote topic and
+// payload size.
+func (h *headOfLine) sent(seq uint64, topic string, bytes int) {
+	if h.first.Load() == nil {
+		h.first.CompareAndSwap(nil, &Stuck{Seq: seq, Topic: topic, Bytes: bytes})
+	}
+}
 
 // ended judges a session: connected says the cloud accepted it, acked
 // that it acknowledged anything, cursor is the buffer's cursor after it.
-// It reports whether the next session holds a suspect back.
-func (h *headOfLine) ended(connected, acked bool, cursor uint64) bool {
+// It returns the record delivery is stuck behind, or nil.
+func (h *headOfLine) ended(connected, acked bool, cursor uint64, now time.Time) *Stuck {
+	if !connected {
+		return nil // nothing was sent: no evidence either way
+	}
 	first := h.first.Load()
 	switch {
-	case !connected:
-		return h.suspect != 0 // nothing was sent: no evidence either way
-	case acked || h.suspect != 0:
-		// Delivery works, or the suspect was dropped, or it was held
-		// back and still nothing came through: not the record's fault.
-		h.cursor, h.count, h.suspect = 0, 0, 0
-		return false
-	case first == 0 || first != cursor:
-		h.cursor, h.count = 0, 0 // the record at the cursor was not sent
-		return false
-	case first == h.cursor:
+	case acked || first == nil || first.Seq != cursor:
+		h.seq, h.count = 0, 0
+		return nil
+	case first.Seq == h.seq:
 		h.count++
 	default:
-		h.cursor, h.count = first, 1
+		h.seq, h.count = first.Seq, 1
 	}
-	if h.count >= suspectAfter {
-		h.suspect, h.count = h.cursor, 0
+	if h.count < stuckAfter {
+		return nil
 	}
-	return h.suspect != 0
-}
-
-// dropRefused adds the held-back suspect, once, to the records of a message
-// the cloud acknowledged: the cloud takes what follows the suspect, so the
-// suspect itself is what ended every connection.
-func (b *Bridge) dropRefused(seqs []uint64) []uint64 {
-	held := b.hol.held.Load()
-	if held == nil || !b.hol.dropped.CompareAndSwap(false, true) {
-		return seqs
-	}
-	b.st.unsendable.Add(1)
-	b.log.Error("bridge: dropping a message the cloud refuses: every connection ended once it was sent, and the cloud takes the messages after it",
-		"seq", held.seq, "topic", held.topic, "bytes", held.bytes, "connections", suspectAfter)
-	return append(seqs[:len(seqs):len(seqs)], held.seq)
+	s := *first
+	s.Connections, s.Since = h.count, now
+	return &s
 }

@@ -283,12 +283,6 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr
 			}
 			continue
 		}
-		if rec.Seq == b.hol.suspect {
-			// Held back to see whether the cloud takes the records after
-			// it (headOfLine); the collector drops it if it does.
-			b.hol.held.Store(&heldRecord{seq: rec.Seq, topic: r.topic, bytes: len(r.payload)})
-			continue
-		}
 		if out := b.remoteRoute(r.topic); out != nil && out.batch != nil {
 			route := out.batch
 			elem := bt.element(r)
@@ -318,7 +312,7 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr
 			return nil
 		}
 		tok := cl.Publish(r.topic, r.qos, r.retain, r.payload)
-		b.hol.sent(rec.Seq)
+		b.hol.sent(rec.Seq, r.topic, len(r.payload))
 		window <- pending{seq: rec.Seq, n: 1, tok: tok, sent: time.Now()}
 	}
 }
@@ -357,7 +351,7 @@ func (b *Bridge) publishBatch(ctx context.Context, cl paho.Client, o *openBatch,
 		return false
 	}
 	tok := cl.Publish(o.topic, o.qos, false, o.buf)
-	b.hol.sent(o.seqs[0])
+	b.hol.sent(o.seqs[0], o.topic, len(o.buf))
 	b.st.batches.Add(1)
 	window <- pending{seqs: o.seqs, n: len(o.seqs), tok: tok, sent: time.Now()}
 	return true
@@ -449,15 +443,17 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 			b.st.sent.Add(1)
 			b.st.delivered.Add(uint64(p.n))
 			b.status.acked(b.now())
+			if b.status.stuckFlag.Load() {
+				b.setStuck(nil) // delivery moves again
+			}
 		}
-		seqs := p.seqs
-		if seqs == nil {
-			seqs = []uint64{p.seq}
+		var cursor uint64
+		var moved bool
+		if p.seqs != nil {
+			cursor, moved = tr.finish(p.seqs...)
+		} else {
+			cursor, moved = tr.finish(p.seq)
 		}
-		if p.tok != nil {
-			seqs = b.dropRefused(seqs)
-		}
-		cursor, moved := tr.finish(seqs...)
 		if moved {
 			if err := b.buf.Ack(cursor); err != nil {
 				return fmt.Errorf("acknowledging to the buffer: %w", err)

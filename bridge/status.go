@@ -42,7 +42,10 @@ type Status struct {
 	ConnectFailures uint64  `json:"connect_failures"`
 	// StoreErrors counts messages refused because the buffer failed (each
 	// disconnected its publisher, who sends it again).
-	StoreErrors   uint64    `json:"store_errors"`
+	StoreErrors uint64 `json:"store_errors"`
+	// Stuck, when set, is the message every recent connection ended on
+	// (see headOfLine): nothing behind it is delivered.
+	Stuck         *Stuck    `json:"stuck,omitempty"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 }
@@ -118,6 +121,8 @@ type statusState struct {
 	lastAck   time.Time
 	lastErr   string
 	lastErrAt time.Time
+	stuck     *Stuck
+	stuckFlag atomic.Bool            // stuck != nil: read without the lock per acknowledgement
 	samples   [rateWindow + 1]uint64 // sent, one per second, newest at head
 	head, n   int
 	connFlag  atomic.Bool // connected: read without the lock by Store
@@ -284,6 +289,7 @@ func (b *Bridge) Status() Status {
 	st.Connected = s.connFlag.Load()
 	st.ConnectedSince = s.since
 	st.LastAck = s.lastAck
+	st.Stuck = s.stuck
 	st.LastError = s.lastErr
 	st.LastErrorTime = s.lastErrAt
 	st.SendRate = s.rateLocked()
@@ -312,6 +318,7 @@ func newCollector(b *Bridge) *collector {
 		{"fieldbridge_bridge_backlog_bytes", "Bytes of the buffer's retained segments."},
 		{"fieldbridge_bridge_oldest_age_seconds", "Age of the oldest message waiting for the cloud."},
 		{"fieldbridge_bridge_backlog_not_shrinking", "1 when the backlog did not shrink over the last minute of sending."},
+		{"fieldbridge_bridge_stuck", "1 while every recent connection ended after the same message was sent first (see /api/status)."},
 		{"fieldbridge_bridge_sent_total", "MQTT messages the cloud acknowledged (a batch counts once)."},
 		{"fieldbridge_bridge_delivered_total", "Buffered messages the cloud acknowledged, alone or in a batch."},
 		{"fieldbridge_bridge_batches_total", "Batches sent."},
@@ -370,6 +377,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		stuck = 1
 	}
 	gauge("fieldbridge_bridge_backlog_not_shrinking", stuck)
+	blocked := 0.0
+	if st.Stuck != nil {
+		blocked = 1
+	}
+	gauge("fieldbridge_bridge_stuck", blocked)
 	counter("fieldbridge_bridge_sent_total", st.Sent)
 	counter("fieldbridge_bridge_delivered_total", st.Delivered)
 	counter("fieldbridge_bridge_batches_total", st.Batches)
