@@ -84,7 +84,5 @@
 // deletes segments whose newest record is older, but only while the clock
 // is synchronized, and records appended while it was not are aged from the
 // first segment created after it was. Every drop is counted in Stats and
-// logged at most every few seconds per reason. A dropped segment's file is
-// deleted only after a cursor file that counts its records is written, so
-// a crash in between leaves the records or their count, never neither.
+// logged at most every few seconds per reason.
 package buffer

@@ -135,18 +135,12 @@ type Log struct {
 	reports     [numReasons]dropReport
 	quarantined int
 	lostUpTo    uint64 // records below it that readers found lost are counted, so each counts once
-	// doomed are the files of segments dropped (max_bytes, max_age) and
-	// not yet deleted: a file goes only once a cursor file that counts its
-	// records as dropped is written, so that a crash in between finds the
-	// records or the count, never neither. persistNow wakes run for it.
-	doomed     []string
-	persistNow chan struct{}
-	appended   uint64
-	fsyncs     uint64
-	syncTimer  *time.Timer // the deferred fsync; armed while syncArmed
-	syncArmed  bool
-	waitCh     chan struct{} // closed at the next append, for a waiting Reader
-	reader     *Reader
+	appended    uint64
+	fsyncs      uint64
+	syncTimer   *time.Timer // the deferred fsync; armed while syncArmed
+	syncArmed   bool
+	waitCh      chan struct{} // closed at the next append, for a waiting Reader
+	reader      *Reader
 
 	// beforeSync, when a test sets it (under mu), runs at the start of
 	// each fsync round, outside the lock.
@@ -169,9 +163,6 @@ func Open(opts Options) (*Log, error) {
 		log:  opts.Logger,
 		done: make(chan struct{}),
 		ring: make([]ringEntry, ringSize),
-		// Buffered: a drop asks for one cursor write, and more drops
-		// before it runs share it.
-		persistNow: make(chan struct{}, 1),
 		// Armed by the first write; stopped, it never fires.
 		syncTimer: time.NewTimer(time.Hour),
 	}
@@ -582,10 +573,8 @@ func (l *Log) dropSegmentLocked(seg *segment, reason dropReason) {
 	if l.cursor < seg.end {
 		l.setCursorLocked(seg.end)
 	}
-	l.doomed = append(l.doomed, seg.path)
-	select {
-	case l.persistNow <- struct{}{}:
-	default:
+	if err := os.Remove(seg.path); err != nil {
+		l.log.Error("buffer: cannot delete dropped segment", "file", seg.path, "err", err)
 	}
 }
 
@@ -893,10 +882,6 @@ func (l *Log) run() {
 			l.syncPending()
 		case <-maint.C:
 			l.maintain()
-		case <-l.persistNow:
-			if err := l.persistCursor(false); err != nil {
-				l.log.Error("buffer: cannot persist cursor", "dir", l.opts.Dir, "err", err)
-			}
 		}
 	}
 }
@@ -1023,24 +1008,13 @@ func (l *Log) persistCursor(final bool) error {
 	}
 	l.cursorDirty = false
 	durable := final || l.opts.Sync != SyncOff
-	doomed := l.doomed
-	l.doomed = nil
 	l.mu.Unlock()
 
 	err := writeFileAtomic(l.opts.Dir, cursorTmpName, cursorName, cs.encode(), durable)
-	if err == nil {
-		// The cursor file now counts their records as dropped.
-		for _, path := range doomed {
-			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				l.log.Error("buffer: cannot delete dropped segment", "file", path, "err", rerr)
-			}
-		}
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
 		l.cursorDirty = true
-		l.doomed = append(doomed, l.doomed...)
 		return fmt.Errorf("buffer: write %s: %w", filepath.Join(l.opts.Dir, cursorName), err)
 	}
 	if durable {
