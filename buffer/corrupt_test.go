@@ -689,3 +689,99 @@ func TestMissingSegmentFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A zeroed size field reads like the end of the data. Where records must
+// follow (an older segment that should reach the next one, or bytes after
+// it in the newest segment), at most that record is lost, not the rest: in
+// the newest segment Open rewrites the field, and a record whose other
+// bytes are intact is whole again.
+func TestZeroedSizeField(t *testing.T) {
+	zero := func(t *testing.T, path string, off int64) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(make([]byte, 4), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 100
+	for _, where := range []string{"older segment", "newest segment"} {
+		t.Run(where, func(t *testing.T) {
+			e := newEnv(t)
+			e.opts.SegmentSize = 1024
+			l := e.open()
+			appendN(t, l, 0, n)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files := segFiles(t, e.dir)
+			slices.Sort(files)
+			victim := files[2]
+			if where == "newest segment" {
+				victim = files[len(files)-1]
+			}
+			base, _ := parseSegName(filepath.Base(victim))
+			frames := frameOffsets(t, victim, base)
+			if len(frames) < 3 {
+				t.Fatalf("%s holds %d records", victim, len(frames))
+			}
+			zero(t, victim, frames[1])
+			lostSeq, lost := base+1, uint64(1)
+			if where == "newest segment" {
+				lostSeq, lost = 0, 0
+			}
+
+			l = e.open()
+			got := drain(t, l.Reader())
+			if uint64(len(got)) != n-lost {
+				t.Fatalf("read %d records, want %d", len(got), n-lost)
+			}
+			for _, r := range got {
+				if r.Seq == lostSeq || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+					t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
+				}
+			}
+			if st := l.Stats(); st.Dropped.Corrupt != lost || st.Quarantined != 0 {
+				t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, lost)
+			}
+			if err := l.Ack(n + 1); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Records a reader counted lost are not counted again when their segment
+// is dropped (or quarantined) before the cursor passed them.
+func TestLostCountedOnce(t *testing.T) {
+	e := newEnv(t)
+	e.opts.SegmentSize = 1024
+	l := e.open()
+	const n = 100
+	appendN(t, l, 0, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := segFiles(t, e.dir)
+	slices.Sort(files)
+	gone, _ := parseSegName(filepath.Base(files[2]))
+	if err := os.Remove(files[1]); err != nil {
+		t.Fatal(err)
+	}
+	l = e.open()
+	drain(t, l.Reader()) // past the missing records, acknowledging nothing
+	// Dropped for room as drop_oldest would, with the cursor still at 1:
+	// records 1 up to the third segment's base are gone, once.
+	l.mu.Lock()
+	l.dropSegmentLocked(l.segs[0], reasonFull)
+	l.mu.Unlock()
+	if st := l.Stats(); st.Dropped.Total() != gone-1 {
+		t.Errorf("Dropped = %+v: %d counted, %d gone", st.Dropped, st.Dropped.Total(), gone-1)
+	}
+	if err := l.Ack(n + 1); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -57,25 +57,29 @@
 // valid record for the next sequence number (or to the segment's known
 // end), is a flipped bit on the medium, not a broken file: the Reader steps
 // over it, counts it in Stats.Dropped.Corrupt once and logs it, and the
-// records after it are delivered. A record whose size field is broken is
-// handled alike when the next record can be found by its checksum (the
-// checksum covers the sequence number, so only the right record matches).
-// Anything else that does not parse is handled as follows.
+// records after it are delivered. A record whose size field is broken, or
+// zeroed while records must follow, is handled alike when the next record
+// can be found by its checksum (which covers the sequence number, so only
+// the right record matches) within a megabyte; the search checksums at
+// most 64 MiB. Each record is counted once, also when its segment is
+// dropped or quarantined later. Anything else that does not parse is
+// handled as follows.
 //
 // Open scans only the newest segment. There, a broken size field with the
 // next record found after it is rewritten to reach that record (the frame
 // is then whole again, or a damaged record). Any other frame whose size or
 // checksum is wrong ends the valid data there (a torn write); the file is
 // cut at that point and preallocated again. Older segments are verified
-// as the Reader passes through them. One that ends before the next begins
-// (its file cut short, or a segment file between them deleted) has the
-// records in between counted as lost. A bad frame past which no record can
-// be found moves the whole segment to quarantine/ (named with its sequence
-// range), its unacknowledged records are counted in Stats.Dropped.Corrupt
-// (those before the bad frame were delivered once but cannot be delivered
-// again), and reading continues with the next segment. A newest segment that holds only zeros (its creation was cut
-// short) is removed. A missing or corrupt cursor starts delivery at the oldest
-// retained record: duplicates, never loss.
+// as the Reader passes through them. One whose file ends, at a record's
+// boundary, before the next segment begins (cut short, or a segment file
+// between them deleted) has the records in between counted as lost. A bad
+// frame past which no record can be found moves the whole segment to
+// quarantine/ (named with its sequence range), its unacknowledged records
+// are counted in Stats.Dropped.Corrupt (those before the bad frame were
+// delivered once but cannot be delivered again), and reading continues
+// with the next segment. A newest segment that holds only zeros (its
+// creation was cut short) is removed. A missing or corrupt cursor starts
+// delivery at the oldest retained record: duplicates, never loss.
 //
 // # Bounds
 //

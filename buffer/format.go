@@ -298,11 +298,31 @@ func (s *frameScanner) next() (data []byte, t int64, n int64, err error) {
 	return b[frameHeaderSize:], t, n, nil
 }
 
+// Bounds of a resync search, so that a badly damaged segment costs a few
+// tens of milliseconds, not a scan that checksums the rest of the segment
+// from every offset: the next record must start within resyncSpan bytes
+// and be no larger, and at most resyncBudget bytes are checksummed.
+const (
+	resyncSpan   = 1 << 20
+	resyncBudget = 64 << 20
+)
+
 // resync finds where the record after the frame at s.off starts when that
-// frame's size field is broken: the first offset past it where a valid
-// frame for s.seq+1 begins, searched up to the limit.
+// frame's size field is broken (or zero): the first offset past it, within
+// resyncSpan, where a valid frame for s.seq+1 begins.
 func (s *frameScanner) resync() (int64, bool) {
-	for p := s.off + frameHeaderSize; p+frameHeaderSize <= s.limit; p++ {
+	end := min(s.limit, s.off+frameHeaderSize+resyncSpan)
+	budget := int64(resyncBudget)
+	for p := s.off + frameHeaderSize; p+frameHeaderSize <= end && budget > 0; p++ {
+		b, err := s.peekAt(p, frameHeaderSize)
+		if err != nil {
+			return 0, false
+		}
+		size := int64(binary.LittleEndian.Uint32(b[0:4]))
+		if size < sizeFieldMin || 8+size > resyncSpan || 8+size > s.limit-p {
+			continue
+		}
+		budget -= 8 + size
 		if s.validAt(p, s.seq+1) {
 			return p, true
 		}

@@ -134,13 +134,16 @@ type Log struct {
 	dropped     Dropped
 	reports     [numReasons]dropReport
 	quarantined int
-	lostUpTo    uint64 // records below it that readers found lost are counted, so each counts once
-	appended    uint64
-	fsyncs      uint64
-	syncTimer   *time.Timer // the deferred fsync; armed while syncArmed
-	syncArmed   bool
-	waitCh      chan struct{} // closed at the next append, for a waiting Reader
-	reader      *Reader
+	// lost are the records readers found lost and counted, not yet passed
+	// by the cursor: disjoint, in order. They count once, even when their
+	// segment is later dropped or quarantined.
+	lost      []seqRange
+	appended  uint64
+	fsyncs    uint64
+	syncTimer *time.Timer // the deferred fsync; armed while syncArmed
+	syncArmed bool
+	waitCh    chan struct{} // closed at the next append, for a waiting Reader
+	reader    *Reader
 
 	// beforeSync, when a test sets it (under mu), runs at the start of
 	// each fsync round, outside the lock.
@@ -256,11 +259,13 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
-	// A broken size field hides the records after it. When a valid record
-	// for the next sequence number follows, the field is rewritten to
-	// reach it and the scan starts again: the record is whole again (only
-	// its size was hit) or a damaged record that readers step over.
-	for repairs := 0; ts.torn != nil && repairs < maxTailRepairs; repairs++ {
+	// A broken (or zeroed) size field hides the records after it. When a
+	// valid record for the next sequence number follows, the field is
+	// rewritten to reach it and the scan starts again: the record is whole
+	// again (only its size was hit) or a damaged record that readers step
+	// over. After the last record there are only zeros, which no search
+	// matches.
+	for repairs := 0; ts.sc.off < tail.size && repairs < maxTailRepairs; repairs++ {
 		next, ok := ts.sc.resync()
 		if !ok {
 			break
@@ -559,7 +564,7 @@ func (l *Log) rewriteHeaderLocked(act *segment, unsynced bool) error {
 // dropSegmentLocked deletes a sealed segment on purpose, counting its
 // unacknowledged records and moving the cursor past it.
 func (l *Log) dropSegmentLocked(seg *segment, reason dropReason) {
-	if lost := unacked(seg, l.cursor); lost > 0 {
+	if lost := l.unackedLocked(seg); lost > 0 {
 		switch reason {
 		case reasonFull:
 			l.dropped.Full += lost
@@ -648,6 +653,9 @@ func (l *Log) setCursorLocked(c uint64) {
 	l.cursor = c
 	l.cursorDirty = true
 	l.cpos = l.lookupPosLocked(c)
+	for len(l.lost) > 0 && l.lost[0].to <= c {
+		l.lost = l.lost[1:]
+	}
 }
 
 func (l *Log) lookupPosLocked(c uint64) cursorPos {
@@ -719,7 +727,7 @@ func (l *Log) quarantine(seg *segment, badSeq uint64, cause error) error {
 	// Records before badSeq may have been delivered, but a new Reader
 	// could not deliver them again: every unacknowledged record of the
 	// segment counts as lost.
-	lost := unacked(seg, l.cursor)
+	lost := l.unackedLocked(seg)
 	l.removeSegmentLocked(seg)
 	if l.cursor >= seg.base && l.cursor < seg.end {
 		l.setCursorLocked(seg.end)
@@ -746,6 +754,9 @@ func rewriteSize(f *os.File, off, next int64) error {
 	return f.Sync()
 }
 
+// seqRange is the sequence numbers from..to-1.
+type seqRange struct{ from, to uint64 }
+
 // lose counts and reports records from..to-1 that a reader found lost (a
 // damaged record, records missing from the files), once: a Reader that
 // starts again below them (after a reconnect) passes them again. Records
@@ -753,14 +764,56 @@ func rewriteSize(f *os.File, off, next int64) error {
 func (l *Log) lose(from, to uint64, msg string, attrs ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	from = max(from, l.cursor, l.lostUpTo)
+	from = max(from, l.cursor)
 	if from >= to {
 		return
 	}
-	l.lostUpTo = to
-	l.dropped.Corrupt += to - from
+	n := (to - from) - l.countedLocked(from, to)
+	if n == 0 {
+		return
+	}
+	l.lost = addRange(l.lost, seqRange{from, to})
+	l.dropped.Corrupt += n
 	l.cursorDirty = true
-	l.log.Error(msg, append(attrs, "lost", to-from)...)
+	l.log.Error(msg, append(attrs, "lost", n)...)
+}
+
+// countedLocked is how many of the records from..to-1 readers counted lost.
+func (l *Log) countedLocked(from, to uint64) uint64 {
+	var n uint64
+	for _, r := range l.lost {
+		if lo, hi := max(r.from, from), min(r.to, to); lo < hi {
+			n += hi - lo
+		}
+	}
+	return n
+}
+
+// unackedLocked is how many of seg's records a drop or quarantine loses:
+// those not acknowledged and not counted lost already.
+func (l *Log) unackedLocked(seg *segment) uint64 {
+	n := unacked(seg, l.cursor)
+	if n == 0 {
+		return 0
+	}
+	return n - l.countedLocked(max(seg.base, l.cursor), seg.end)
+}
+
+// addRange adds r to the disjoint, ordered ranges rs, merging overlaps.
+func addRange(rs []seqRange, r seqRange) []seqRange {
+	out := make([]seqRange, 0, len(rs)+1)
+	for _, x := range rs {
+		switch {
+		case x.to < r.from:
+			out = append(out, x)
+		case r.to < x.from:
+			out = append(out, r)
+			r = x
+		default:
+			r = seqRange{min(x.from, r.from), max(x.to, r.to)}
+		}
+	}
+	return append(out, r)
 }
 
 // moveToQuarantine renames a segment file into quarantine/. The range, when

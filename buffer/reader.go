@@ -209,12 +209,18 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 		off := r.sc.off
 		data, t, n, err := r.sc.next()
 		var damaged *DamagedError
-		if err != nil && !errors.As(err, &damaged) && errors.Is(err, ErrCorrupt) && !r.hinted {
-			// A broken size field: the record is lost, but the records
-			// after it are found by their checksums.
+		brokenSize := errors.Is(err, ErrCorrupt) && !errors.As(err, &damaged)
+		// A zero size field ends the data, unless the record that should
+		// be there is missing and bytes follow: zeroed by damage.
+		zeroed := err == io.EOF && r.sc.seq < end && r.sc.off < r.sc.limit
+		if (brokenSize || zeroed) && !r.hinted {
+			// The record is lost, but the records after it are found by
+			// their checksums.
 			if p, ok := r.sc.resync(); ok {
 				damaged = &DamagedError{Path: seg.path, Off: r.sc.off, Seq: r.sc.seq}
 				r.sc.reset(p, r.sc.seq+1)
+			} else if zeroed {
+				err = corruptError(seg.path, r.sc.off, "zero size field for sequence %d, segment should reach %d", r.sc.seq, end)
 			}
 		}
 		if damaged != nil {
@@ -231,11 +237,11 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 			}
 			continue
 		}
-		if err == io.EOF && !r.hinted && !active && r.sc.seq < end {
-			// The segment's records are intact, but the next segment
-			// starts later than they end: its file was cut short, or a
-			// segment file between them is gone. The records in between
-			// are lost; this segment's own are not.
+		if err == io.EOF && !r.hinted && !active && r.sc.seq < end && r.sc.off >= r.sc.limit {
+			// The file ends with intact records, but the next segment
+			// starts later than they end: the file was cut short at a
+			// record's boundary, or a segment file between them is gone.
+			// The records in between are lost; this segment's own are not.
 			l.lose(max(r.sc.seq, r.seq), end, "buffer: records missing between segments", "file", seg.path, "ends_at", r.sc.seq, "next_starts_at", end)
 			r.seq = end
 			return Record{}, nil, errRetry
