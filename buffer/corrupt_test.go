@@ -785,3 +785,64 @@ func TestLostCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An older segment whose last pages never reached the disk (a power cut
+// before their fsync) reads as zeros from some point, maybe through a torn
+// record: the records from there to the next segment are lost and counted,
+// the ones before stay, and nothing is quarantined.
+func TestOlderSegmentEndLost(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		from  func(frames []int64) int64 // where the zeros start
+		extra int64                      // zeros past the file's old end
+	}{
+		{"zeros from a record", func(fr []int64) int64 { return fr[1] }, 0},
+		{"a torn record", func(fr []int64) int64 { return fr[1] + 20 }, 0},
+		{"zeros past the end too", func(fr []int64) int64 { return fr[1] }, 4096},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.opts.SegmentSize = 1024
+			l := e.open()
+			const n = 100
+			appendN(t, l, 0, n)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files := segFiles(t, e.dir)
+			slices.Sort(files)
+			victim := files[2]
+			base, _ := parseSegName(filepath.Base(victim))
+			next, _ := parseSegName(filepath.Base(files[3]))
+			frames := frameOffsets(t, victim, base)
+			f, err := os.OpenFile(victim, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := f.Stat()
+			from := c.from(frames)
+			if _, err := f.WriteAt(make([]byte, st.Size()-from+c.extra), from); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+
+			l = e.open()
+			got := drain(t, l.Reader())
+			lost := next - (base + 1)
+			if uint64(len(got)) != n-lost {
+				t.Fatalf("read %d records, want %d", len(got), n-lost)
+			}
+			for _, r := range got {
+				if (r.Seq > base && r.Seq < next) || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+					t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
+				}
+			}
+			if st := l.Stats(); st.Dropped.Corrupt != lost || st.Quarantined != 0 {
+				t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, lost)
+			}
+			if err := l.Ack(n + 1); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

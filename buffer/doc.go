@@ -62,22 +62,25 @@
 // can be found by its checksum (which covers the sequence number, so only
 // the right record matches) within a megabyte; the search checksums at
 // most 64 MiB. Each record is counted once, also when its segment is
-// dropped or quarantined later. Anything else that does not parse is
-// handled as follows.
+// dropped or quarantined later (a restart before the cursor passes it
+// counts it again). Anything else that does not parse is handled as
+// follows.
 //
 // Open scans only the newest segment. There, a broken size field with the
 // next record found after it is rewritten to reach that record (the frame
 // is then whole again, or a damaged record). Any other frame whose size or
 // checksum is wrong ends the valid data there (a torn write); the file is
 // cut at that point and preallocated again. Older segments are verified
-// as the Reader passes through them. One whose file ends, at a record's
-// boundary, before the next segment begins (cut short, or a segment file
-// between them deleted) has the records in between counted as lost. A bad
-// frame past which no record can be found moves the whole segment to
-// quarantine/ (named with its sequence range), its unacknowledged records
-// are counted in Stats.Dropped.Corrupt (those before the bad frame were
-// delivered once but cannot be delivered again), and reading continues
-// with the next segment. A newest segment that holds only zeros (its
+// as the Reader passes through them. One whose records end before the
+// next segment begins has the records in between counted as lost: its file
+// was cut short, a segment file between them was deleted, or its end never
+// reached the disk (a power cut before the fsync leaves zeros from some
+// record on, maybe after a torn one). A bad frame past which no record can
+// be found, with data after it, moves the whole segment to quarantine/
+// (named with its sequence range), its unacknowledged records are counted
+// in Stats.Dropped.Corrupt (those before the bad frame were delivered once
+// but cannot be delivered again), and reading continues with the next
+// segment. A newest segment that holds only zeros (its
 // creation was cut short) is removed. A missing or corrupt cursor starts
 // delivery at the oldest retained record: duplicates, never loss.
 //

@@ -330,6 +330,39 @@ func (s *frameScanner) resync() (int64, bool) {
 	return 0, false
 }
 
+// lostEnd reports whether the frame at s.off, which does not parse, is
+// where the file's end never reached the disk (a power cut before its
+// fsync; pages not written read as zeros): zeros from there on (zero, when
+// the size field read as zero), or a torn frame, its size intact, with
+// nothing but zeros after the bytes it claims.
+func (s *frameScanner) lostEnd(zero bool) bool {
+	if zero {
+		return s.zeroFrom(s.off)
+	}
+	if s.off+frameHeaderSize > s.limit {
+		return true // the file ends inside the frame's header
+	}
+	b, err := s.peekAt(s.off, 4)
+	if err != nil {
+		return false
+	}
+	size := int64(binary.LittleEndian.Uint32(b))
+	return size >= sizeFieldMin && s.off+8+size <= s.limit && s.zeroFrom(s.off+8+size)
+}
+
+// zeroFrom reports whether the bytes from off up to the limit are all zero.
+func (s *frameScanner) zeroFrom(off int64) bool {
+	for p := off; p < s.limit; {
+		n := min(int64(scanChunk), s.limit-p)
+		b, err := s.peekAt(p, n)
+		if err != nil || !allZero(b) {
+			return false
+		}
+		p += n
+	}
+	return true
+}
+
 // endsAt reports whether the data ends at off: the limit, or a zero size
 // field.
 func (s *frameScanner) endsAt(off int64) bool {

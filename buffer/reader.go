@@ -213,12 +213,17 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 		// A zero size field ends the data, unless the record that should
 		// be there is missing and bytes follow: zeroed by damage.
 		zeroed := err == io.EOF && r.sc.seq < end && r.sc.off < r.sc.limit
+		cutShort := false
 		if (brokenSize || zeroed) && !r.hinted {
 			// The record is lost, but the records after it are found by
 			// their checksums.
 			if p, ok := r.sc.resync(); ok {
 				damaged = &DamagedError{Path: seg.path, Off: r.sc.off, Seq: r.sc.seq}
 				r.sc.reset(p, r.sc.seq+1)
+			} else if !active && r.sc.seq < end && r.sc.lostEnd(zeroed) {
+				// The end of the file never reached the disk (a power
+				// cut before its fsync): as a file cut short.
+				cutShort = true
 			} else if zeroed {
 				err = corruptError(seg.path, r.sc.off, "zero size field for sequence %d, segment should reach %d", r.sc.seq, end)
 			}
@@ -237,11 +242,11 @@ func (r *Reader) step(ctx context.Context) (Record, <-chan struct{}, error) {
 			}
 			continue
 		}
-		if err == io.EOF && !r.hinted && !active && r.sc.seq < end && r.sc.off >= r.sc.limit {
-			// The file ends with intact records, but the next segment
-			// starts later than they end: the file was cut short at a
-			// record's boundary, or a segment file between them is gone.
-			// The records in between are lost; this segment's own are not.
+		if cutShort || err == io.EOF && !r.hinted && !active && r.sc.seq < end && r.sc.off >= r.sc.limit {
+			// The file's intact records end before the next segment
+			// starts: the file was cut short (or its end never reached
+			// the disk), or a segment file between them is gone. The
+			// records in between are lost; this segment's own are not.
 			l.lose(max(r.sc.seq, r.seq), end, "buffer: records missing between segments", "file", seg.path, "ends_at", r.sc.seq, "next_starts_at", end)
 			r.seq = end
 			return Record{}, nil, errRetry
