@@ -271,7 +271,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	bo := newBackoff(b.cfg.Reconnect.Min, b.cfg.Reconnect.Max)
 	for {
 		b.hol.start()
-		delivered, started := b.st.delivered.Load(), time.Now()
+		cursor, started := b.buf.Stats().Cursor, time.Now()
 		connected, err := b.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -279,17 +279,20 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if errors.Is(err, buffer.ErrClosed) {
 			return fmt.Errorf("bridge %s: %w", b.name, err)
 		}
-		acked := b.st.delivered.Load() != delivered
-		if connected {
-			stuck := b.hol.ended(connected, acked, b.buf.Stats().Cursor, b.now())
+		after := b.buf.Stats().Cursor
+		moved := after != cursor
+		if stuck := b.hol.ended(connected, moved, b.now()); stuck != nil {
 			b.setStuck(stuck)
+		} else if moved {
+			b.clearStuck(after)
 		}
 		switch {
 		case !connected:
 			b.st.connectFailures.Add(1)
-		case acked || time.Since(started) >= healthySession:
-			// A cloud that accepts the connection and drops it at once
-			// gets the backoff too.
+		case moved || time.Since(started) >= healthySession:
+			// A session that moved nothing (a cloud that takes the
+			// connection and drops it, a message it refuses) gets the
+			// backoff too.
 			bo.reset()
 		}
 		var limit time.Duration
@@ -308,25 +311,37 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 }
 
-// setStuck records the record delivery is stuck behind (nil: none), and
-// logs when that starts and ends.
+// setStuck records the message delivery is stuck behind, and logs when
+// that starts.
 func (b *Bridge) setStuck(s *Stuck) {
 	b.status.mu.Lock()
 	was := b.status.stuck
-	if s != nil && was != nil && was.Seq == s.Seq {
+	if was != nil && was.Seq == s.Seq {
 		s.Since = was.Since
 	}
 	b.status.stuck = s
-	b.status.stuckFlag.Store(s != nil)
+	b.status.stuckFlag.Store(true)
 	b.status.mu.Unlock()
-	switch {
-	case s != nil && (was == nil || was.Seq != s.Seq):
-		b.log.Error("bridge: delivery is stuck: the cloud closed each of the last connections without acknowledging anything, after this message was sent first; "+
+	if was == nil || was.Seq != s.Seq {
+		b.log.Error("bridge: delivery is stuck: each of the last connections ended waiting for the cloud to acknowledge this message, and the backlog did not move; "+
 			"if the cloud refuses it (a packet size limit, a topic its policy denies), allow it there, or set max_payload below its size to drop it",
 			"url", b.publicURL, "seq", s.Seq, "topic", s.Topic, "bytes", s.Bytes, "connections", s.Connections)
-	case s == nil && was != nil:
-		b.log.Info("bridge: delivery moves again", "url", b.publicURL, "seq", was.Seq)
 	}
+}
+
+// clearStuck ends the report once the buffer's cursor has passed the
+// message delivery was stuck behind.
+func (b *Bridge) clearStuck(cursor uint64) {
+	b.status.mu.Lock()
+	was := b.status.stuck
+	if was == nil || cursor <= was.Seq {
+		b.status.mu.Unlock()
+		return
+	}
+	b.status.stuck = nil
+	b.status.stuckFlag.Store(false)
+	b.status.mu.Unlock()
+	b.log.Info("bridge: delivery moves again", "url", b.publicURL, "seq", was.Seq)
 }
 
 // setError records why a session ended or a connection failed, and logs

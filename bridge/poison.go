@@ -9,70 +9,65 @@ import (
 // for the reconnect backoff to start again from reconnect.min.
 const healthySession = time.Minute
 
-// stuckAfter is how many sessions in a row must end without any
-// acknowledgement, each having sent the same record first, before the
-// bridge reports delivery as stuck behind that record.
+// stuckAfter is how many sessions in a row must end, with the buffer's
+// cursor where it was, while waiting for the same message's
+// acknowledgement, before the bridge reports delivery as stuck behind it.
 const stuckAfter = 3
 
-// headOfLine notices a record that ends every connection it is sent on. A
+// headOfLine notices a message that ends every connection it is sent on. A
 // cloud that refuses a message by disconnecting (a packet over its size
-// limit, a topic its policy denies) gets it first at every reconnect, and
-// nothing behind it is delivered. The bridge cannot tell that from a link
-// that fails whenever anything is sent, so it never drops the record: it
-// reports it (log, /api/status, metric) with its topic and size, so that
-// the operator can raise the cloud's limit, allow the topic, or set
-// max_payload below the record's size, which makes the sender drop it.
+// limit, a topic its policy denies) gets it again at every reconnect, and
+// the buffer's cursor never passes it. The bridge cannot tell that from a
+// link that fails whenever anything is sent, so it never drops the
+// message: it reports it (log, /api/status, metric) with its topic and
+// size, so that the operator can raise the cloud's limit, allow the topic,
+// or set max_payload below the message's size, which makes the sender drop
+// it.
 //
-// Run's goroutine owns seq and count; the sender sets first.
+// The message is the one the collector waited on when the connection
+// ended: the first sent and not acknowledged. Run's goroutine owns seq and
+// count.
 type headOfLine struct {
-	first atomic.Pointer[Stuck] // the first record the session handed to paho
-	seq   uint64                // the record sent first in the sessions counted
-	count int                   // those sessions, in a row
+	blocked atomic.Pointer[Stuck] // set by the collector when the session ends
+	seq     uint64                // the message of the sessions counted (its first record)
+	count   int                   // those sessions, in a row
 }
 
-// Stuck is the record delivery waits behind, for /api/status.
+// Stuck is the message delivery waits behind, for /api/status.
 type Stuck struct {
-	Seq   uint64 `json:"seq"`
+	Seq   uint64 `json:"seq"` // its first record's sequence number
 	Topic string `json:"topic"`
 	Bytes int    `json:"bytes"`
-	// Connections is how many connections in a row ended without any
-	// acknowledgement after it was sent first.
+	// Connections is how many connections in a row ended waiting for its
+	// acknowledgement, with the backlog not moving.
 	Connections int       `json:"connections"`
 	Since       time.Time `json:"since"`
 }
 
 // start readies a session.
-func (h *headOfLine) start() { h.first.Store(nil) }
+func (h *headOfLine) start() { h.blocked.Store(nil) }
 
-// sent notes a message handed to paho: its first record, remote topic and
-// payload size.
-func (h *headOfLine) sent(seq uint64, topic string, bytes int) {
-	if h.first.Load() == nil {
-		h.first.CompareAndSwap(nil, &Stuck{Seq: seq, Topic: topic, Bytes: bytes})
-	}
-}
-
-// ended judges a session: connected says the cloud accepted it, acked
-// that it acknowledged anything, cursor is the buffer's cursor after it.
-// It returns the record delivery is stuck behind, or nil.
-func (h *headOfLine) ended(connected, acked bool, cursor uint64, now time.Time) *Stuck {
+// ended judges a session: connected says the cloud accepted it, moved
+// that the buffer's cursor moved during it. It returns the message delivery
+// is stuck behind, or nil.
+func (h *headOfLine) ended(connected, moved bool, now time.Time) *Stuck {
 	if !connected {
 		return nil // nothing was sent: no evidence either way
 	}
-	first := h.first.Load()
+	b := h.blocked.Load()
 	switch {
-	case acked || first == nil || first.Seq != cursor:
+	case moved || b == nil:
 		h.seq, h.count = 0, 0
 		return nil
-	case first.Seq == h.seq:
+	case b.Seq == h.seq:
 		h.count++
 	default:
-		h.seq, h.count = first.Seq, 1
+		h.seq, h.count = b.Seq, 1
 	}
 	if h.count < stuckAfter {
 		return nil
 	}
-	s := *first
+	s := *b
 	s.Connections, s.Since = h.count, now
 	return &s
 }

@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldbridge/gateway/buffer"
+	"github.com/fieldbridge/gateway/config"
 )
 
 // A cloud that closes the connection on one message (mosquitto's
@@ -103,6 +105,50 @@ func TestFailingLinkDropsNothing(t *testing.T) {
 	}
 	if n := px.cuts.Load(); n >= 0 {
 		t.Errorf("%d cuts left: the link never failed as often as the test needs", n+1)
+	}
+}
+
+// With batched and unbatched out-routes mixed, the message reported is the
+// one every connection ended waiting for, whether it is a batch with an
+// unbatched message behind it that the cloud takes each time, or an
+// unbatched one sent while the oldest record waits in an open batch.
+func TestStuckWithBatches(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		batched string // payload of plant/b/x, batched
+		plain   string // payload of plant/t, not batched
+		delay   time.Duration
+		topic   string
+		seq     uint64
+	}{
+		{"a refused batch", strings.Repeat("x", 1000), "small", 50 * time.Millisecond, "sites/a/batch", 1},
+		{"a refused message behind an open batch", "small", strings.Repeat("x", 1000), time.Minute, "sites/a/plant/t", 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPKI(t, "ca")
+			cl := newCloud(t, p, cloudOpts{extra: "max_packet_size 600"})
+			cl.start()
+			cfg := bridgeConfig(cl, p, t)
+			one := 1
+			cfg.Routes = []config.Route{
+				{Direction: "out", Filter: "plant/b/#", QoS: &one, RemotePrefix: "sites/a/",
+					Batch: &config.Batch{Topic: "sites/a/batch", MaxMessages: 50, MaxBytes: 4000, MaxDelay: c.delay}},
+				{Direction: "out", Filter: "plant/#", QoS: &one, RemotePrefix: "sites/a/"},
+			}
+			r := newRig(t, cfg, rigOpts{})
+			r.waitConnected(t, true)
+			local := connectLocal(t, r.local)
+			for _, m := range [][2]string{{"plant/b/x", c.batched}, {"plant/t", c.plain}} {
+				if tok := local.Publish(m[0], 1, false, m[1]); !tok.WaitTimeout(wait) || tok.Error() != nil {
+					t.Fatalf("publish %s: %v", m[0], tok.Error())
+				}
+			}
+			local.Disconnect(100)
+			eventually(t, wait, "the stuck message to be reported", func() bool { return r.br.Status().Stuck != nil })
+			if st := r.br.Status().Stuck; st.Topic != c.topic || st.Seq != c.seq {
+				t.Errorf("reported %+v, want seq %d on %s", st, c.seq, c.topic)
+			}
+		})
 	}
 }
 

@@ -23,11 +23,21 @@ const subscribeFailed = 0x80
 // record that is not sent (it could not be decoded, or is too large) but
 // still acknowledged in its turn.
 type pending struct {
-	seq  uint64
-	seqs []uint64
-	n    int // records delivered with it
-	tok  paho.Token
-	sent time.Time
+	seq   uint64
+	seqs  []uint64
+	n     int // records delivered with it
+	tok   paho.Token
+	sent  time.Time
+	topic string // the remote topic and payload size, for headOfLine
+	bytes int
+}
+
+// first is the sequence number of the message's first record.
+func (p pending) first() uint64 {
+	if p.seqs != nil {
+		return p.seqs[0]
+	}
+	return p.seq
 }
 
 // errSessionEnded reports a connection that paho closed without a reason.
@@ -312,8 +322,7 @@ func (b *Bridge) send(ctx context.Context, cl paho.Client, rd *buffer.Reader, tr
 			return nil
 		}
 		tok := cl.Publish(r.topic, r.qos, r.retain, r.payload)
-		b.hol.sent(rec.Seq, r.topic, len(r.payload))
-		window <- pending{seq: rec.Seq, n: 1, tok: tok, sent: time.Now()}
+		window <- pending{seq: rec.Seq, n: 1, tok: tok, sent: time.Now(), topic: r.topic, bytes: len(r.payload)}
 	}
 }
 
@@ -351,9 +360,8 @@ func (b *Bridge) publishBatch(ctx context.Context, cl paho.Client, o *openBatch,
 		return false
 	}
 	tok := cl.Publish(o.topic, o.qos, false, o.buf)
-	b.hol.sent(o.seqs[0], o.topic, len(o.buf))
 	b.st.batches.Add(1)
-	window <- pending{seqs: o.seqs, n: len(o.seqs), tok: tok, sent: time.Now()}
+	window <- pending{seqs: o.seqs, n: len(o.seqs), tok: tok, sent: time.Now(), topic: o.topic, bytes: len(o.buf)}
 	return true
 }
 
@@ -421,11 +429,13 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 					break wait
 				case err := <-lost:
 					timer.Stop()
+					b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
 					return lostError(err)
 				case <-timer.C:
 					if isDone(p.tok) {
 						break wait
 					}
+					b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
 					return fmt.Errorf("no acknowledgement from the cloud for %s with %d messages in flight: link presumed dead",
 						b.keepalive, len(window)+1)
 				case <-ctxDone:
@@ -437,15 +447,13 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 			}
 			timer.Stop()
 			if err := p.tok.Error(); err != nil {
+				b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
 				return fmt.Errorf("publishing: %w", err)
 			}
 			lastAck = time.Now()
 			b.st.sent.Add(1)
 			b.st.delivered.Add(uint64(p.n))
 			b.status.acked(b.now())
-			if b.status.stuckFlag.Load() {
-				b.setStuck(nil) // delivery moves again
-			}
 		}
 		var cursor uint64
 		var moved bool
@@ -457,6 +465,9 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 		if moved {
 			if err := b.buf.Ack(cursor); err != nil {
 				return fmt.Errorf("acknowledging to the buffer: %w", err)
+			}
+			if b.status.stuckFlag.Load() {
+				b.clearStuck(cursor)
 			}
 			if backlog.records > 0 && cursor >= backlog.until {
 				b.log.Info("bridge: backlog delivered", "url", b.publicURL, "records", backlog.records,

@@ -318,7 +318,7 @@ func newCollector(b *Bridge) *collector {
 		{"fieldbridge_bridge_backlog_bytes", "Bytes of the buffer's retained segments."},
 		{"fieldbridge_bridge_oldest_age_seconds", "Age of the oldest message waiting for the cloud."},
 		{"fieldbridge_bridge_backlog_not_shrinking", "1 when the backlog did not shrink over the last minute of sending."},
-		{"fieldbridge_bridge_stuck", "1 while every recent connection ended after the same message was sent first (see /api/status)."},
+		{"fieldbridge_bridge_stuck", "1 while every recent connection ended waiting for the same message and the backlog did not move (see /api/status)."},
 		{"fieldbridge_bridge_sent_total", "MQTT messages the cloud acknowledged (a batch counts once)."},
 		{"fieldbridge_bridge_delivered_total", "Buffered messages the cloud acknowledged, alone or in a batch."},
 		{"fieldbridge_bridge_batches_total", "Batches sent."},
