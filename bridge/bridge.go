@@ -283,7 +283,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		moved := after != cursor
 		if stuck := b.hol.ended(connected, moved, b.now()); stuck != nil {
 			b.setStuck(stuck)
-		} else if moved {
+		} else {
+			// Also when the message went while no session ran (max_age,
+			// a full buffer).
 			b.clearStuck(after)
 		}
 		switch {

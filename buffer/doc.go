@@ -72,15 +72,17 @@
 // checksum is wrong ends the valid data there (a torn write); the file is
 // cut at that point and preallocated again. Older segments are verified
 // as the Reader passes through them. One whose records end before the
-// next segment begins has the records in between counted as lost: its file
-// was cut short, a segment file between them was deleted, or its end never
-// reached the disk (a power cut before the fsync leaves zeros from some
-// record on, maybe after a torn one). A bad frame past which no record can
-// be found, with data after it, moves the whole segment to quarantine/
-// (named with its sequence range), its unacknowledged records are counted
-// in Stats.Dropped.Corrupt (those before the bad frame were delivered once
-// but cannot be delivered again), and reading continues with the next
-// segment. A newest segment that holds only zeros (its
+// next segment begins has the records in between counted as lost when
+// nothing but zeros follows its last good record: its file was cut short
+// at a record's boundary, a segment file between them was deleted, or its
+// end never reached the disk (a power cut before the fsync leaves zeros
+// from some record on, or from inside a torn record whose size field
+// survived). Any other bad frame past which no record can be found (a file
+// cut inside a record, data after the bad frame) moves the whole segment
+// to quarantine/ (named with its sequence range), its unacknowledged
+// records are counted in Stats.Dropped.Corrupt (those before the bad frame
+// were delivered once but cannot be delivered again), and reading
+// continues with the next segment. A newest segment that holds only zeros (its
 // creation was cut short) is removed. A missing or corrupt cursor starts
 // delivery at the oldest retained record: duplicates, never loss.
 //
