@@ -24,7 +24,11 @@ type Decoder struct {
 	lookup func(string) (string, bool)
 	errs   Errors
 	seen   map[Error]bool // errs, to record each problem once
-	pos    map[string]Pos
+	// unreadable are key paths whose value could not be decoded: their
+	// problem is reported, and checks of the zero value left in its
+	// place would only add noise.
+	unreadable map[string]bool
+	pos        map[string]Pos
 	// visits counts decoded nodes: YAML aliases can make a small file
 	// expand exponentially ("billion laughs"), and the walk must end
 	// after maxVisits (a test lowers it, to stay fast).
@@ -40,7 +44,7 @@ func NewDecoder(file string, lookup func(string) (string, bool)) *Decoder {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	return &Decoder{file: file, lookup: lookup, seen: map[Error]bool{}, pos: map[string]Pos{}, maxVisits: maxVisits}
+	return &Decoder{file: file, lookup: lookup, seen: map[Error]bool{}, unreadable: map[string]bool{}, pos: map[string]Pos{}, maxVisits: maxVisits}
 }
 
 // Raw is a YAML subtree whose schema belongs to someone else (a driver); it
@@ -160,6 +164,9 @@ func (s Size) String() string {
 // Errorf records a problem at a key path; the position is the path's, or
 // its nearest decoded parent's.
 func (d *Decoder) Errorf(path, format string, args ...any) {
+	if d.unreadable[path] {
+		return // its value could not be decoded, which is reported
+	}
 	d.add(Error{Pos: d.Where(path), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -208,6 +215,7 @@ func (d *Decoder) nodePos(n *yaml.Node) Pos {
 }
 
 func (d *Decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.unreadable[path] = true
 	d.add(Error{Pos: d.nodePos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 

@@ -123,6 +123,33 @@ bridges:
 	}
 }
 
+// A value that cannot be read is one problem, not also the problems of
+// the zero value left in its place.
+func TestValidateReportsEachKeyOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "noisy.yaml")
+	os.WriteFile(path, []byte(`gateway: {id: "${FIELDBRIDGE_TEST_NEVER_SET}", data_dir: /tmp/x}
+devices:
+  - name: d
+    driver: simulation
+    poll_interval: 1sec
+    points: [{name: x, waveform: sine, scale: .nan}]
+`), 0o644)
+	code, _, errs := runCLI(t, "", "validate", "--config", path)
+	for _, want := range []string{
+		path + ":1:15: gateway.id: environment variable FIELDBRIDGE_TEST_NEVER_SET is not set",
+		path + `:5:20: devices[0].poll_interval: invalid duration "1sec"`,
+		path + `:6:47: devices[0].points[0].scale: expected a number, got ".nan"`,
+		"3 problem(s) found",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("missing %q in:\n%s", want, errs)
+		}
+	}
+	if code != exitFailure {
+		t.Errorf("exit %d", code)
+	}
+}
+
 func TestValidateDemo(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "validate", "--config", "../../configs/demo.yaml")
 	if code != exitOK || !strings.Contains(stdout, "ok (1 devices") {
