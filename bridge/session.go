@@ -429,7 +429,11 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 					break wait
 				case err := <-lost:
 					timer.Stop()
-					b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
+					if !isDone(p.tok) || p.tok.Error() != nil {
+						// Not when its PUBACK came with the loss (select
+						// picks either): it was not what the cloud refused.
+						b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
+					}
 					return lostError(err)
 				case <-timer.C:
 					if isDone(p.tok) {
