@@ -116,16 +116,8 @@ func TestTornTail(t *testing.T) {
 }
 
 func TestCorruptOlderSegmentIsQuarantined(t *testing.T) {
-	e := newEnv(t)
-	e.opts.SegmentSize = 1024
-	l := e.open()
 	const n = 300
-	appendN(t, l, 0, n)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files := segFiles(t, e.dir)
-	slices.Sort(files)
+	e, files := sealedLog(t, n)
 	victim := files[3]
 	base, _ := parseSegName(filepath.Base(victim))
 	nextBase, _ := parseSegName(filepath.Base(files[4]))
@@ -137,7 +129,7 @@ func TestCorruptOlderSegmentIsQuarantined(t *testing.T) {
 	flipByte(t, victim, frames[bad+1]+9)
 	badSeq := base + uint64(bad)
 
-	l = e.open()
+	l := e.open()
 	if _, ok := e.logs.find(slog.LevelError, victim); ok {
 		t.Error("Open read an older segment; it should be checked lazily")
 	}
@@ -149,19 +141,7 @@ func TestCorruptOlderSegmentIsQuarantined(t *testing.T) {
 	}
 	// Nothing was acknowledged: the whole segment is gone from the log.
 	lost := nextBase - base
-	var seqs []uint64
-	for _, r := range got {
-		seqs = append(seqs, r.Seq)
-		if !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-			t.Fatalf("record %d has wrong content", r.Seq)
-		}
-	}
-	for s := uint64(1); s <= n; s++ {
-		_, found := slices.BinarySearch(seqs, s)
-		if want := s < badSeq || s >= nextBase; found != want {
-			t.Fatalf("record %d delivered=%v, want %v", s, found, want)
-		}
-	}
+	checkAllBut(t, got, n, func(s uint64) bool { return s >= badSeq && s < nextBase })
 	st := l.Stats()
 	if st.Dropped.Corrupt != lost || st.Quarantined != 1 {
 		t.Errorf("Stats = %+v, want %d corrupt drops and 1 quarantined", st, lost)
@@ -278,15 +258,7 @@ func TestCursorPastEnd(t *testing.T) {
 
 func TestBadSegmentHeaders(t *testing.T) {
 	setup := func(t *testing.T) (*env, []string) {
-		e := newEnv(t)
-		e.opts.SegmentSize = 1024
-		l := e.open()
-		appendN(t, l, 0, 100)
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		files := segFiles(t, e.dir)
-		slices.Sort(files)
+		e, files := sealedLog(t, 100)
 		return e, files
 	}
 	t.Run("truncated header in the middle", func(t *testing.T) {
@@ -419,15 +391,7 @@ func TestJunkInDirectory(t *testing.T) {
 // A file named "quarantine" instead of a directory: quarantining fails,
 // is reported, and reading still goes on.
 func TestQuarantineUnavailable(t *testing.T) {
-	e := newEnv(t)
-	e.opts.SegmentSize = 1024
-	l := e.open()
-	appendN(t, l, 0, 100)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files := segFiles(t, e.dir)
-	slices.Sort(files)
+	e, files := sealedLog(t, 100)
 	victim := files[1]
 	base, _ := parseSegName(filepath.Base(victim))
 	frames := frameOffsets(t, victim, base)
@@ -435,7 +399,7 @@ func TestQuarantineUnavailable(t *testing.T) {
 	flipByte(t, victim, frames[1]+9)
 	mustWrite(t, filepath.Join(e.dir, quarantineDir), []byte("not a directory"))
 
-	l = e.open()
+	l := e.open()
 	got := drain(t, l.Reader())
 	if got[0].Seq != 1 || got[len(got)-1].Seq != 100 {
 		t.Fatalf("read %d..%d", got[0].Seq, got[len(got)-1].Seq)
@@ -514,23 +478,8 @@ func TestDamagedRecordsSkipped(t *testing.T) {
 	appendN(t, l, n+10, 5)
 	damage(tail, 12)
 
-	check := func(got []Record) {
-		t.Helper()
-		want := uint64(1)
-		for _, r := range got {
-			for damaged[want] {
-				want++
-			}
-			if r.Seq != want || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-				t.Fatalf("got record %d (%d bytes), want record %d", r.Seq, len(r.Data), want)
-			}
-			want++
-		}
-		if last := uint64(n + 15); want != last+1 {
-			t.Fatalf("read up to %d, want up to %d", want-1, last)
-		}
-	}
-	check(drain(t, l.Reader()))
+	lost := func(seq uint64) bool { return damaged[seq] }
+	checkAllBut(t, drain(t, l.Reader()), n+15, lost)
 	st := l.Stats()
 	if st.Dropped.Corrupt != uint64(len(damaged)) || st.Quarantined != 0 {
 		t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, len(damaged))
@@ -542,7 +491,7 @@ func TestDamagedRecordsSkipped(t *testing.T) {
 	}
 	// A new Reader from the same cursor (a reconnect) steps over them
 	// again without counting them again.
-	check(drain(t, l.Reader()))
+	checkAllBut(t, drain(t, l.Reader()), n+15, lost)
 	if st2 := l.Stats(); st2.Dropped != st.Dropped {
 		t.Errorf("counted again: %+v", st2.Dropped)
 	}
@@ -583,21 +532,14 @@ func TestBrokenSizeFieldInTail(t *testing.T) {
 				t.Error("the tail was cut")
 			}
 			appendN(t, l, 10, 1)
-			got := drain(t, l.Reader())
-			want := 11
+			// Record 5 is lost, and only record 5, when its payload is hit.
+			checkAllBut(t, drain(t, l.Reader()), 11, func(s uint64) bool { return c.payload && s == 5 })
+			var want uint64
 			if c.payload {
-				want = 10 // record 5 is lost, and only record 5
+				want = 1
 			}
-			if len(got) != want {
-				t.Fatalf("read %d records, want %d", len(got), want)
-			}
-			for _, r := range got {
-				if (c.payload && r.Seq == 5) || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-					t.Errorf("record %d: %d bytes", r.Seq, len(r.Data))
-				}
-			}
-			if st := l.Stats(); st.Dropped.Corrupt != uint64(11-want) {
-				t.Errorf("corrupt drops %d, want %d", st.Dropped.Corrupt, 11-want)
+			if st := l.Stats(); st.Dropped.Corrupt != want {
+				t.Errorf("corrupt drops %d, want %d", st.Dropped.Corrupt, want)
 			}
 		})
 	}
@@ -607,16 +549,8 @@ func TestBrokenSizeFieldInTail(t *testing.T) {
 // reader finds the next record by its checksum instead of quarantining the
 // rest of the segment.
 func TestBrokenSizeFieldInSealedSegment(t *testing.T) {
-	e := newEnv(t)
-	e.opts.SegmentSize = 1024
-	l := e.open()
 	const n = 100
-	appendN(t, l, 0, n)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files := segFiles(t, e.dir)
-	slices.Sort(files)
+	e, files := sealedLog(t, n)
 	victim := files[2]
 	base, _ := parseSegName(filepath.Base(victim))
 	frames := frameOffsets(t, victim, base)
@@ -624,16 +558,8 @@ func TestBrokenSizeFieldInSealedSegment(t *testing.T) {
 	flipByte(t, victim, frames[1]+9) // and the record itself
 	lostSeq := base + 1
 
-	l = e.open()
-	got := drain(t, l.Reader())
-	if len(got) != n-1 {
-		t.Fatalf("read %d records, want %d", len(got), n-1)
-	}
-	for _, r := range got {
-		if r.Seq == lostSeq || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-			t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
-		}
-	}
+	l := e.open()
+	checkAllBut(t, drain(t, l.Reader()), n, func(s uint64) bool { return s == lostSeq })
 	if st := l.Stats(); st.Dropped.Corrupt != 1 || st.Quarantined != 0 {
 		t.Errorf("Stats = %+v, want one corrupt drop and nothing quarantined", st)
 	}
@@ -652,32 +578,16 @@ func TestBrokenSizeFieldInSealedSegment(t *testing.T) {
 // A segment file deleted by hand: its records are counted as lost, and the
 // intact segment before it is neither quarantined nor counted.
 func TestMissingSegmentFile(t *testing.T) {
-	e := newEnv(t)
-	e.opts.SegmentSize = 1024
-	l := e.open()
 	const n = 100
-	appendN(t, l, 0, n)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files := segFiles(t, e.dir)
-	slices.Sort(files)
+	e, files := sealedLog(t, n)
 	base, _ := parseSegName(filepath.Base(files[2]))
 	next, _ := parseSegName(filepath.Base(files[3]))
 	if err := os.Remove(files[2]); err != nil {
 		t.Fatal(err)
 	}
 
-	l = e.open()
-	got := drain(t, l.Reader())
-	if uint64(len(got)) != n-(next-base) {
-		t.Fatalf("read %d records, want %d", len(got), n-(next-base))
-	}
-	for _, r := range got {
-		if (r.Seq >= base && r.Seq < next) || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-			t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
-		}
-	}
+	l := e.open()
+	checkAllBut(t, drain(t, l.Reader()), n, func(s uint64) bool { return s >= base && s < next })
 	if st := l.Stats(); st.Dropped.Corrupt != next-base || st.Quarantined != 0 {
 		t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, next-base)
 	}
@@ -696,29 +606,10 @@ func TestMissingSegmentFile(t *testing.T) {
 // the newest segment Open rewrites the field, and a record whose other
 // bytes are intact is whole again.
 func TestZeroedSizeField(t *testing.T) {
-	zero := func(t *testing.T, path string, off int64) {
-		t.Helper()
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := f.WriteAt(make([]byte, 4), off); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const n = 100
 	for _, where := range []string{"older segment", "newest segment"} {
 		t.Run(where, func(t *testing.T) {
-			e := newEnv(t)
-			e.opts.SegmentSize = 1024
-			l := e.open()
-			appendN(t, l, 0, n)
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			files := segFiles(t, e.dir)
-			slices.Sort(files)
+			e, files := sealedLog(t, n)
 			victim := files[2]
 			if where == "newest segment" {
 				victim = files[len(files)-1]
@@ -728,22 +619,14 @@ func TestZeroedSizeField(t *testing.T) {
 			if len(frames) < 3 {
 				t.Fatalf("%s holds %d records", victim, len(frames))
 			}
-			zero(t, victim, frames[1])
+			zeroBytes(t, victim, frames[1], 4)
 			lostSeq, lost := base+1, uint64(1)
 			if where == "newest segment" {
 				lostSeq, lost = 0, 0
 			}
 
-			l = e.open()
-			got := drain(t, l.Reader())
-			if uint64(len(got)) != n-lost {
-				t.Fatalf("read %d records, want %d", len(got), n-lost)
-			}
-			for _, r := range got {
-				if r.Seq == lostSeq || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-					t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
-				}
-			}
+			l := e.open()
+			checkAllBut(t, drain(t, l.Reader()), n, func(s uint64) bool { return s == lostSeq })
 			if st := l.Stats(); st.Dropped.Corrupt != lost || st.Quarantined != 0 {
 				t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, lost)
 			}
@@ -757,21 +640,13 @@ func TestZeroedSizeField(t *testing.T) {
 // Records a reader counted lost are not counted again when their segment
 // is dropped (or quarantined) before the cursor passed them.
 func TestLostCountedOnce(t *testing.T) {
-	e := newEnv(t)
-	e.opts.SegmentSize = 1024
-	l := e.open()
 	const n = 100
-	appendN(t, l, 0, n)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	files := segFiles(t, e.dir)
-	slices.Sort(files)
+	e, files := sealedLog(t, n)
 	gone, _ := parseSegName(filepath.Base(files[2]))
 	if err := os.Remove(files[1]); err != nil {
 		t.Fatal(err)
 	}
-	l = e.open()
+	l := e.open()
 	drain(t, l.Reader()) // past the missing records, acknowledging nothing
 	// Dropped for room as drop_oldest would, with the cursor still at 1:
 	// records 1 up to the third segment's base are gone, once.
@@ -801,42 +676,22 @@ func TestOlderSegmentEndLost(t *testing.T) {
 		{"zeros past the end too", func(fr []int64) int64 { return fr[1] }, 4096},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.opts.SegmentSize = 1024
-			l := e.open()
 			const n = 100
-			appendN(t, l, 0, n)
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			files := segFiles(t, e.dir)
-			slices.Sort(files)
+			e, files := sealedLog(t, n)
 			victim := files[2]
 			base, _ := parseSegName(filepath.Base(victim))
 			next, _ := parseSegName(filepath.Base(files[3]))
 			frames := frameOffsets(t, victim, base)
-			f, err := os.OpenFile(victim, os.O_RDWR, 0)
+			st, err := os.Stat(victim)
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, _ := f.Stat()
 			from := c.from(frames)
-			if _, err := f.WriteAt(make([]byte, st.Size()-from+c.extra), from); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			zeroBytes(t, victim, from, st.Size()-from+c.extra)
 
-			l = e.open()
-			got := drain(t, l.Reader())
+			l := e.open()
 			lost := next - (base + 1)
-			if uint64(len(got)) != n-lost {
-				t.Fatalf("read %d records, want %d", len(got), n-lost)
-			}
-			for _, r := range got {
-				if (r.Seq > base && r.Seq < next) || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
-					t.Fatalf("record %d: %d bytes", r.Seq, len(r.Data))
-				}
-			}
+			checkAllBut(t, drain(t, l.Reader()), n, func(s uint64) bool { return s > base && s < next })
 			if st := l.Stats(); st.Dropped.Corrupt != lost || st.Quarantined != 0 {
 				t.Errorf("Stats = %+v, want %d corrupt drops and nothing quarantined", st, lost)
 			}

@@ -311,19 +311,19 @@ const (
 // frame's size field is broken (or zero): the first offset past it, within
 // resyncSpan, where a valid frame for s.seq+1 begins.
 func (s *frameScanner) resync() (int64, bool) {
-	end := min(s.limit, s.off+frameHeaderSize+resyncSpan)
+	from := s.off + frameHeaderSize
+	end := min(s.limit, from+resyncSpan)
+	if s.zeroBetween(from, end) {
+		return 0, false // what follows the last record of a newest segment
+	}
 	budget := int64(resyncBudget)
-	for p := s.off + frameHeaderSize; p+frameHeaderSize <= end && budget > 0; p++ {
-		b, err := s.peekAt(p, frameHeaderSize)
-		if err != nil {
-			return 0, false
-		}
-		size := int64(binary.LittleEndian.Uint32(b[0:4]))
-		if size < sizeFieldMin || 8+size > resyncSpan || 8+size > s.limit-p {
+	for p := from; p+frameHeaderSize <= end && budget > 0; p++ {
+		n, ok := s.lenAt(p)
+		if !ok || n > resyncSpan {
 			continue
 		}
-		budget -= 8 + size
-		if s.validAt(p, s.seq+1) {
+		budget -= n
+		if s.sumAt(p, n, s.seq+1) {
 			return p, true
 		}
 	}
@@ -337,23 +337,19 @@ func (s *frameScanner) resync() (int64, bool) {
 // nothing but zeros after the bytes it claims.
 func (s *frameScanner) lostEnd(zero bool) bool {
 	if zero {
-		return s.zeroFrom(s.off)
+		return s.zeroBetween(s.off, s.limit)
 	}
 	if s.off+frameHeaderSize > s.limit {
 		return true // the file ends inside the frame's header
 	}
-	b, err := s.peekAt(s.off, 4)
-	if err != nil {
-		return false
-	}
-	size := int64(binary.LittleEndian.Uint32(b))
-	return size >= sizeFieldMin && s.off+8+size <= s.limit && s.zeroFrom(s.off+8+size)
+	n, ok := s.lenAt(s.off)
+	return ok && s.zeroBetween(s.off+n, s.limit)
 }
 
-// zeroFrom reports whether the bytes from off up to the limit are all zero.
-func (s *frameScanner) zeroFrom(off int64) bool {
-	for p := off; p < s.limit; {
-		n := min(int64(scanChunk), s.limit-p)
+// zeroBetween reports whether the bytes from..to-1 are all zero.
+func (s *frameScanner) zeroBetween(from, to int64) bool {
+	for p := from; p < to; {
+		n := min(int64(scanChunk), to-p)
 		b, err := s.peekAt(p, n)
 		if err != nil || !allZero(b) {
 			return false
@@ -374,23 +370,33 @@ func (s *frameScanner) endsAt(off int64) bool {
 	return err == nil && allZero(b)
 }
 
+// lenAt returns the length of the frame whose size field is at off, and
+// whether that is a possible length: the field at least the minimum and
+// the frame within the limit.
+func (s *frameScanner) lenAt(off int64) (int64, bool) {
+	if s.limit-off < 4 {
+		return 0, false
+	}
+	b, err := s.peekAt(off, 4)
+	if err != nil {
+		return 0, false
+	}
+	size := int64(binary.LittleEndian.Uint32(b))
+	return 8 + size, size >= sizeFieldMin && 8+size <= s.limit-off
+}
+
 // validAt reports whether a valid frame for seq starts at off. The
 // checksum covers the sequence number, so a frame that is not the record
 // seq cannot pass by accident (short of a 1 in 2^32 collision).
 func (s *frameScanner) validAt(off int64, seq uint64) bool {
-	rem := s.limit - off
-	if rem < frameHeaderSize {
-		return false
-	}
-	b, err := s.peekAt(off, frameHeaderSize)
-	if err != nil {
-		return false
-	}
-	size := int64(binary.LittleEndian.Uint32(b[0:4]))
-	if size < sizeFieldMin || 8+size > rem {
-		return false
-	}
-	b, err = s.peekAt(off, 8+size)
+	n, ok := s.lenAt(off)
+	return ok && s.sumAt(off, n, seq)
+}
+
+// sumAt reports whether the n bytes at off are a frame whose checksum is
+// right for seq.
+func (s *frameScanner) sumAt(off, n int64, seq uint64) bool {
+	b, err := s.peekAt(off, n)
 	return err == nil && binary.LittleEndian.Uint32(b[4:8]) == frameChecksum(b, seq)
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,6 +212,44 @@ func drain(t *testing.T, r *Reader) []Record {
 	}
 }
 
+// sealedLog appends records 0..n-1 (payload) to a new log of 1 KiB
+// segments, closes it and returns it with its segment files, oldest first.
+func sealedLog(t *testing.T, n int) (*env, []string) {
+	t.Helper()
+	e := newEnv(t)
+	e.opts.SegmentSize = 1024
+	l := e.open()
+	appendN(t, l, 0, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := segFiles(t, e.dir)
+	slices.Sort(files)
+	return e, files
+}
+
+// checkAllBut checks that got is records 1..n in order, each with its
+// payload, except those lost says are gone.
+func checkAllBut(t *testing.T, got []Record, n uint64, lost func(seq uint64) bool) {
+	t.Helper()
+	want := uint64(1)
+	for _, r := range got {
+		for want <= n && lost(want) {
+			want++
+		}
+		if r.Seq != want || !bytes.Equal(r.Data, payload(int(r.Seq-1))) {
+			t.Fatalf("got record %d (%d bytes), want record %d", r.Seq, len(r.Data), want)
+		}
+		want++
+	}
+	for want <= n && lost(want) {
+		want++
+	}
+	if want != n+1 {
+		t.Fatalf("read up to record %d, want up to %d", want-1, n)
+	}
+}
+
 func segFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
@@ -343,6 +382,20 @@ func scanWhole(t *testing.T, s *segment, next uint64) (end uint64, dataEnd int64
 func mustWrite(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// zeroBytes overwrites n bytes of a file at off with zeros, past its end
+// too.
+func zeroBytes(t *testing.T, path string, off, n int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, n), off); err != nil {
 		t.Fatal(err)
 	}
 }

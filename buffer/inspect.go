@@ -50,7 +50,7 @@ func inspect(dir string) (Stats, error) {
 		return Stats{}, fmt.Errorf("buffer: %w", err)
 	}
 	defer f.Close()
-	ts, err := scanTail(f, tail, tail.size)
+	ts, err := scanTail(f, tail, tail.size, nil)
 	if err != nil {
 		return Stats{}, err
 	}

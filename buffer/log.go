@@ -255,28 +255,17 @@ func (l *Log) recover() error {
 		return fmt.Errorf("buffer: %w", err)
 	}
 	l.active = f
-	ts, err := scanTail(f, tail, tail.size)
+	ts, err := scanTail(f, tail, tail.size, func(off, next int64) error {
+		if err := rewriteSize(f, off, next); err != nil {
+			return fmt.Errorf("buffer: repair %s at offset %d: %w", tail.path, off, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	// A broken (or zeroed) size field hides the records after it. When a
-	// valid record for the next sequence number follows, the field is
-	// rewritten to reach it and the scan starts again: the record is whole
-	// again (only its size was hit) or a damaged record that readers step
-	// over. After the last record there are only zeros, which no search
-	// matches.
-	for repairs := 0; ts.sc.off < tail.size && repairs < maxTailRepairs; repairs++ {
-		next, ok := ts.sc.resync()
-		if !ok {
-			break
-		}
-		if err := rewriteSize(f, ts.sc.off, next); err != nil {
-			return fmt.Errorf("buffer: repair %s at offset %d: %w", tail.path, ts.sc.off, err)
-		}
-		l.log.Warn("buffer: repaired the size field of a record in the newest segment", "file", tail.path, "offset", ts.sc.off, "seq", ts.sc.seq, "err", ts.torn)
-		if ts, err = scanTail(f, tail, tail.size); err != nil {
-			return err
-		}
+	for _, rp := range ts.repaired {
+		l.log.Warn("buffer: repaired the size field of a record in the newest segment", "file", tail.path, "offset", rp.off, "seq", rp.seq, "err", rp.cause)
 	}
 	sc, newest := ts.sc, ts.newest
 	for _, d := range ts.damaged {
@@ -739,10 +728,6 @@ func (l *Log) quarantine(seg *segment, badSeq uint64, cause error) error {
 		"first_bad_seq", badSeq, "lost", lost, "err", cause, "move_err", err)
 	return nil
 }
-
-// maxTailRepairs bounds the size fields Open rewrites in the newest
-// segment; a segment broken in more places is cut at the next one.
-const maxTailRepairs = 16
 
 // rewriteSize makes the frame at off end at next, durably.
 func rewriteSize(f *os.File, off, next int64) error {

@@ -175,17 +175,32 @@ func sealedEnds(segs []*segment, bad []badSegment, q []qRange) {
 
 // tailScan is what scanTail found in the newest segment.
 type tailScan struct {
-	sc      frameScanner // positioned after the last good frame
-	newest  int64        // append time of the last good frame
-	torn    error        // the invalid frame that ends the data, if any
-	damaged []*DamagedError
+	sc       frameScanner // positioned after the last good frame
+	newest   int64        // append time of the last good frame
+	torn     error        // the invalid frame that ends the data, if any
+	damaged  []*DamagedError
+	repaired []repairedFrame
 }
+
+// repairedFrame is a frame whose size field scanTail had rewritten.
+type repairedFrame struct {
+	off   int64
+	seq   uint64
+	cause error // why it did not parse; nil for a zero size field
+}
+
+// maxTailRepairs bounds the size fields Open rewrites in the newest
+// segment; a segment broken in more places is cut at the next one.
+const maxTailRepairs = 16
 
 // scanTail walks every frame of the segment and stops at the end of data or
 // at the first invalid frame (torn is then its error). A damaged record
 // between intact ones does not end the data: it is listed, and a reader
-// steps over it.
-func scanTail(r io.ReaderAt, seg *segment, limit int64) (ts tailScan, err error) {
+// steps over it. With repair (Open, not Inspect), a broken or zeroed size
+// field with a record found after it is rewritten through repair to reach
+// that record, and the scan goes on from the rewritten frame: it is whole
+// again (only its size was hit) or a damaged record.
+func scanTail(r io.ReaderAt, seg *segment, limit int64, repair func(off, next int64) error) (ts tailScan, err error) {
 	ts.sc = frameScanner{r: r, path: seg.path, off: segHeaderSize, limit: limit, seq: seg.base}
 	var damaged *DamagedError
 	for {
@@ -193,13 +208,25 @@ func scanTail(r io.ReaderAt, seg *segment, limit int64) (ts tailScan, err error)
 		switch {
 		case err == nil:
 			ts.newest = t
-		case err == io.EOF:
-			return ts, nil
 		case errors.As(err, &damaged):
 			ts.damaged = append(ts.damaged, damaged)
-		case errors.Is(err, ErrCorrupt):
-			ts.torn = err
-			return ts, nil
+		case err == io.EOF || errors.Is(err, ErrCorrupt):
+			if err != io.EOF {
+				ts.torn = err
+			}
+			if repair == nil || ts.sc.off >= limit || len(ts.repaired) == maxTailRepairs {
+				return ts, nil
+			}
+			next, ok := ts.sc.resync()
+			if !ok {
+				return ts, nil
+			}
+			if err := repair(ts.sc.off, next); err != nil {
+				return ts, err
+			}
+			ts.repaired = append(ts.repaired, repairedFrame{off: ts.sc.off, seq: ts.sc.seq, cause: ts.torn})
+			ts.torn = nil
+			ts.sc.reset(ts.sc.off, ts.sc.seq) // read the frame again, as rewritten
 		default:
 			return ts, err
 		}
