@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/fieldbridge/gateway/config"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fieldbridge/gateway/config"
 	"github.com/fieldbridge/gateway/internal/wsconn"
 	"github.com/gorilla/websocket"
 )

@@ -47,6 +47,12 @@ type Stuck struct {
 // start readies a session.
 func (h *headOfLine) start() { h.blocked.Store(nil) }
 
+// waitedOn notes the message the collector waited on when the session
+// ended.
+func (h *headOfLine) waitedOn(p pending) {
+	h.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
+}
+
 // ended judges a session: connected says the cloud accepted it, moved
 // that the buffer's cursor moved during it. It returns the message delivery
 // is stuck behind, or nil.

@@ -29,7 +29,6 @@ func TestRefusedMessageReported(t *testing.T) {
 	r := newRig(t, cfg, rigOpts{buffer: buffer.Options{Dir: dir}})
 	r.waitConnected(t, true)
 
-	cl := connectLocal(t, r.local)
 	var want []string
 	for i := 1; i <= 11; i++ {
 		payload := fmt.Sprintf("m%d", i)
@@ -38,11 +37,8 @@ func TestRefusedMessageReported(t *testing.T) {
 		} else {
 			want = append(want, payload)
 		}
-		if tok := cl.Publish("plant/t", 1, false, payload); !tok.WaitTimeout(wait) || tok.Error() != nil {
-			t.Fatalf("publish %d: %v", i, tok.Error())
-		}
+		publishRaw(t, r.local, "plant/t", payload)
 	}
-	cl.Disconnect(100)
 	eventually(t, wait, "the bridge to report the stuck message", func() bool { return r.br.Status().Stuck != nil })
 	st := r.br.Status().Stuck
 	if st.Seq != 6 || st.Topic != "sites/a/plant/t" || st.Bytes != 1002 || st.Connections < stuckAfter {
@@ -85,14 +81,10 @@ func TestFailingLinkDropsNothing(t *testing.T) {
 	cfg.URL = px.url()
 	r := newRig(t, cfg, rigOpts{})
 
-	cl := connectLocal(t, r.local)
-	defer cl.Disconnect(100)
 	var want []string
 	for i := 1; i <= 5; i++ {
 		want = append(want, fmt.Sprintf("m%d", i))
-		if tok := cl.Publish("plant/t", 1, false, want[i-1]); !tok.WaitTimeout(wait) || tok.Error() != nil {
-			t.Fatalf("publish %d: %v", i, tok.Error())
-		}
+		publishRaw(t, r.local, "plant/t", want[i-1])
 	}
 	sub.waitFor(t, wait, "every message", func(_, distinct int) bool { return distinct >= len(want) })
 	if got := firstArrivals(sub); strings.Join(got, " ") != strings.Join(want, " ") {
@@ -137,13 +129,8 @@ func TestStuckWithBatches(t *testing.T) {
 			}
 			r := newRig(t, cfg, rigOpts{})
 			r.waitConnected(t, true)
-			local := connectLocal(t, r.local)
-			for _, m := range [][2]string{{"plant/b/x", c.batched}, {"plant/t", c.plain}} {
-				if tok := local.Publish(m[0], 1, false, m[1]); !tok.WaitTimeout(wait) || tok.Error() != nil {
-					t.Fatalf("publish %s: %v", m[0], tok.Error())
-				}
-			}
-			local.Disconnect(100)
+			publishRaw(t, r.local, "plant/b/x", c.batched)
+			publishRaw(t, r.local, "plant/t", c.plain)
 			eventually(t, wait, "the stuck message to be reported", func() bool { return r.br.Status().Stuck != nil })
 			if st := r.br.Status().Stuck; st.Topic != c.topic || st.Seq != c.seq {
 				t.Errorf("reported %+v, want seq %d on %s", st, c.seq, c.topic)

@@ -432,14 +432,14 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 					if !isDone(p.tok) || p.tok.Error() != nil {
 						// Not when its PUBACK came with the loss (select
 						// picks either): it was not what the cloud refused.
-						b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
+						b.hol.waitedOn(p)
 					}
 					return lostError(err)
 				case <-timer.C:
 					if isDone(p.tok) {
 						break wait
 					}
-					b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
+					b.hol.waitedOn(p)
 					return fmt.Errorf("no acknowledgement from the cloud for %s with %d messages in flight: link presumed dead",
 						b.keepalive, len(window)+1)
 				case <-ctxDone:
@@ -451,7 +451,7 @@ func (b *Bridge) collect(ctx context.Context, tr *tracker, window <-chan pending
 			}
 			timer.Stop()
 			if err := p.tok.Error(); err != nil {
-				b.hol.blocked.Store(&Stuck{Seq: p.first(), Topic: p.topic, Bytes: p.bytes})
+				b.hol.waitedOn(p)
 				return fmt.Errorf("publishing: %w", err)
 			}
 			lastAck = time.Now()
