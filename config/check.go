@@ -203,7 +203,7 @@ func (f *File) checkBridges() {
 	clients := map[string]string{} // broker host:port and client id: the bridge's path
 	for i, b := range f.Bridges {
 		p := fmt.Sprintf("bridges[%d]", i)
-		f.checkClientID(p, b, clients)
+		f.checkClientID(p, b, f.checkBridgeURL(p, b), clients)
 		if b.Name == "" {
 			d.Errorf(p, "a bridge needs a name")
 		} else if err := checkLevel(b.Name); err != nil || strings.ContainsAny(b.Name, " .") {
@@ -212,7 +212,6 @@ func (f *File) checkBridges() {
 			d.Errorf(p+".name", "bridge name %q is used twice", b.Name)
 		}
 		names[b.Name] = true
-		f.checkBridgeURL(p, b)
 		if b.Proxy != "" {
 			if _, err := ParseProxy(b.Proxy); err != nil {
 				d.Errorf(p+".proxy", "%v", err)
@@ -351,16 +350,16 @@ var clientPlaceholder = regexp.MustCompile(`\{[^{}]*\}`)
 // checkClientID refuses a client_id with a placeholder other than
 // {gateway}, and two bridges that would connect to the same broker with the
 // same client id: the broker drops one whenever the other connects, and
-// the two would take turns forever. clients maps the broker and client id
-// of the bridges before b to the first one's path.
-func (f *File) checkClientID(p string, b Bridge, clients map[string]string) {
-	if m := clientPlaceholder.FindString(strings.ReplaceAll(b.ClientID, "{gateway}", "")); m != "" {
+// the two would take turns forever. u is the bridge's URL (nil when it
+// does not parse); clients maps the broker and client id of the bridges
+// before b to the first one's path.
+func (f *File) checkClientID(p string, b Bridge, u *url.URL, clients map[string]string) {
+	if m := clientPlaceholder.FindString(b.ClientIDFor("")); m != "" {
 		f.dec.Errorf(p+".client_id", "unknown placeholder %s: client_id takes only {gateway}", m)
 		return
 	}
-	u, err := url.Parse(b.URL)
-	if err != nil || u.Host == "" {
-		return // reported by checkBridgeURL
+	if u == nil {
+		return // the URL is reported
 	}
 	id := b.ClientIDFor(f.Gateway.ID)
 	key := strings.ToLower(u.Hostname()) + ":" + u.Port() + " " + id
@@ -429,13 +428,15 @@ func (f *File) checkProfile(p string, b Bridge, prof Profile) {
 	}
 }
 
-func (f *File) checkBridgeURL(p string, b Bridge) {
+// checkBridgeURL checks a bridge's url and returns it parsed, nil when it
+// has no usable host.
+func (f *File) checkBridgeURL(p string, b Bridge) *url.URL {
 	d := f.dec
 	u, err := url.Parse(b.URL)
 	if b.URL == "" || err != nil || u.Host == "" {
 		// The value is not echoed: it may hold user:password@.
 		d.Errorf(p+".url", "want a URL such as mqtts://broker.example.com:8883")
-		return
+		return nil
 	}
 	switch u.Scheme {
 	case "mqtts", "ssl", "tls", "wss":
@@ -455,6 +456,7 @@ func (f *File) checkBridgeURL(p string, b Bridge) {
 	if u.Port() == "" {
 		d.Errorf(p+".url", "the URL needs a port, such as :8883")
 	}
+	return u
 }
 
 // ParseProxy parses a bridge's proxy: an HTTP proxy as
