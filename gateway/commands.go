@@ -46,12 +46,6 @@ type commander struct {
 func newCommander(p *Plan, pub publisher, log *slog.Logger, now func() time.Time) *commander {
 	c := &commander{pub: pub, log: log, now: now,
 		queues: map[string]chan adapters.Command{}, points: map[string]*writablePoint{}}
-	published := map[string]bool{}
-	for _, topics := range p.Topics {
-		for _, t := range topics {
-			published[t] = true
-		}
-	}
 	for _, dev := range p.Devices.Devices {
 		info := dev.Info()
 		for i, pt := range info.Points {
@@ -63,7 +57,7 @@ func newCommander(p *Plan, pub publisher, log *slog.Logger, now func() time.Time
 			if !pt.Writable {
 				// Not where another point publishes (for a writable
 				// point, the configuration is refused).
-				if !published[topic+"/set"] && !published[topic+"/set/error"] {
+				if !p.Published(topic+"/set") && !p.Published(topic+"/set/error") {
 					c.points[topic+"/set"] = wp
 				}
 				continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,6 +199,30 @@ func TestCommandToReadOnlyPointAnswered(t *testing.T) {
 	e := next(t, ch, "the answer", func(message) bool { return true })
 	if !strings.Contains(e.payload, "not writable") || !strings.Contains(e.payload, `"payload":"21"`) {
 		t.Errorf("answer %s", e.payload)
+	}
+}
+
+// A read-only point's /set is taken for answers only where no point
+// publishes: there a message is a reading, not a command.
+func TestReadOnlySetTopicsLeftToPoints(t *testing.T) {
+	plan, err := load(t, `gateway: {id: gw}
+devices:
+  - name: hvac
+    driver: simulation
+    points:
+      - {name: supply, waveform: sine}
+      - {name: other, waveform: sine}
+      - {name: echo, waveform: sine, topic: gw/hvac/other/set}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCommander(plan, nil, slog.New(slog.DiscardHandler), time.Now)
+	if _, ok := c.points["gw/hvac/supply/set"]; !ok {
+		t.Error("no answer for commands to a read-only point")
+	}
+	if _, ok := c.points["gw/hvac/other/set"]; ok {
+		t.Error("gw/hvac/other/set, where a point publishes, is taken for commands")
 	}
 }
 

@@ -20,6 +20,15 @@ type Plan struct {
 	// Topics holds, per device name, the topic of each point.
 	Topics map[string][]string
 	Format mappings.Format
+	// owners maps every topic the gateway publishes on (points, statuses)
+	// to what publishes there.
+	owners map[string]string
+}
+
+// Published reports whether the gateway publishes on topic.
+func (p *Plan) Published(topic string) bool {
+	_, ok := p.owners[topic]
+	return ok
 }
 
 // Load reads and checks a configuration file completely: the top-level
@@ -79,6 +88,7 @@ func (p *Plan) resolveTopics() {
 		return // reported by config
 	}
 	used := map[string]string{p.StatusTopic(): "the gateway status"}
+	p.owners = used
 	for _, dev := range p.Devices.Devices {
 		info := dev.Info()
 		used[p.DeviceStatusTopic(info.Name)] = fmt.Sprintf("the status of device %s", info.Name)
