@@ -102,24 +102,37 @@ func (r Raw) Lookup(key string) (value string, found, ok bool) {
 // mappingValue is the value of key in mapping n, its own or merged (<<) in,
 // with aliases resolved, or nil.
 func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	var merged []*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		switch {
-		case k.Value == key:
-			return resolve(n.Content[i+1])
-		case k.Value == "<<" && k.Tag == "!!merge":
-			merged = append(merged, mergeSources(n.Content[i+1])...)
-		}
-	}
-	for _, m := range merged {
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if m.Content[i].Value == key {
-				return resolve(m.Content[i+1])
-			}
+	for _, p := range keyValues(n) {
+		if p[0].Value == key {
+			return resolve(p[1])
 		}
 	}
 	return nil
+}
+
+// keyValues lists the key and value nodes of mapping n as a decoder reads
+// them: merge keys (<<: *defaults) first, so that explicit keys win, and of
+// two merged mappings with the same key the first, as YAML says. A key
+// written twice in n itself is listed twice, for the decoder to report.
+func keyValues(n *yaml.Node) [][2]*yaml.Node {
+	pairs := make([][2]*yaml.Node, 0, len(n.Content)/2)
+	merged := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Value == "<<" && k.Tag == "!!merge" {
+			for _, m := range mergeSources(val) {
+				for j := 0; j+1 < len(m.Content); j += 2 {
+					if key := m.Content[j].Value; !hasKey(n, key) && !merged[key] {
+						merged[key] = true
+						pairs = append(pairs, [2]*yaml.Node{m.Content[j], m.Content[j+1]})
+					}
+				}
+			}
+			continue
+		}
+		pairs = append(pairs, [2]*yaml.Node{k, val})
+	}
+	return pairs
 }
 
 // Size is a number of bytes; YAML accepts 1048576, 512KiB, 64MiB, 2GiB, 1TiB.
@@ -417,26 +430,7 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		byName[f.name] = f
 	}
 	seen := map[string]bool{}
-	// Merge keys (<<: *defaults) first, so that explicit keys win, and
-	// of two merged mappings with the same key the first (as YAML says,
-	// and as mappingValue reads it).
-	pairs := make([][2]*yaml.Node, 0, len(n.Content)/2)
-	merged := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			for _, m := range mergeSources(val) {
-				for j := 0; j+1 < len(m.Content); j += 2 {
-					if key := m.Content[j].Value; !hasKey(n, key) && !merged[key] {
-						merged[key] = true
-						pairs = append(pairs, [2]*yaml.Node{m.Content[j], m.Content[j+1]})
-					}
-				}
-			}
-			continue
-		}
-		pairs = append(pairs, [2]*yaml.Node{k, val})
-	}
+	pairs := keyValues(n)
 	for _, p := range pairs {
 		k, val := p[0], p[1]
 		key := k.Value
