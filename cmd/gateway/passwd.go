@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 			r := bufio.NewReader(f)
 			pw, err := t.prompt(r, "Password: ", stderr)
 			if err != nil || pw == "" {
-				return "", cmpErr(err, errors.New("empty password"))
+				return "", cmp.Or(err, errors.New("empty password"))
 			}
 			again, err := t.prompt(r, "Again: ", stderr)
 			if err != nil {
@@ -63,12 +64,4 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", errors.New("empty password on stdin")
 	}
 	return pw, nil
-}
-
-// cmpErr is err, or def when err is nil.
-func cmpErr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }
