@@ -72,25 +72,12 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Put ten more records into a fresh tail segment.
-			e.opts.SegmentSize = 4096
-			l = e.open()
-			l.mu.Lock()
-			if err := l.rollLocked(false, 0); err != nil {
-				t.Fatal(err)
-			}
-			l.mu.Unlock()
-			appendN(t, l, 20, 10)
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			end := appendInNewSegment(t, e, 20, 10)
 			path, base := lastSegment(t, e.dir)
 			frames := frameOffsets(t, path, base)
 			if len(frames) != 10 {
 				t.Fatalf("tail has %d frames", len(frames))
 			}
-			l.mu.Lock()
-			end := l.segs[len(l.segs)-1].size
-			l.mu.Unlock()
 			tc.damage(t, path, frames, end)
 
 			l = e.open()
@@ -430,14 +417,8 @@ func TestQuarantineUnavailable(t *testing.T) {
 // segment being written. Each is counted and reported once, nothing is
 // quarantined, and the records after it are delivered.
 func TestDamagedRecordsSkipped(t *testing.T) {
-	e := newEnv(t)
-	e.opts.SegmentSize = 1024
-	l := e.open()
 	const n = 300
-	appendN(t, l, 0, n)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	e, files := sealedLog(t, n)
 	damaged := map[uint64]bool{}
 	damage := func(path string, k int) { // k: the frame's index; -1 the last
 		t.Helper()
@@ -449,28 +430,16 @@ func TestDamagedRecordsSkipped(t *testing.T) {
 		flipByte(t, path, frames[k]+9) // the append time, which the checksum covers
 		damaged[base+uint64(k)] = true
 	}
-	files := segFiles(t, e.dir)
-	slices.Sort(files)
 	damage(files[2], 3)
 	damage(files[3], -1)
 
 	// Ten records in a fresh newest segment, one of them damaged before
 	// the next start.
-	e.opts.SegmentSize = 4096
-	l = e.open()
-	l.mu.Lock()
-	if err := l.rollLocked(false, 0); err != nil {
-		t.Fatal(err)
-	}
-	l.mu.Unlock()
-	appendN(t, l, n, 10)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendInNewSegment(t, e, n, 10)
 	tail, _ := lastSegment(t, e.dir)
 	damage(tail, 4)
 
-	l = e.open()
+	l := e.open()
 	if _, ok := e.logs.find(slog.LevelWarn, "damaged record in the newest segment", tail, "seq="+strconv.Itoa(n+5)); !ok {
 		t.Error("the damaged record of the newest segment is not reported at start-up")
 	}

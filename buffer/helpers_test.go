@@ -228,6 +228,28 @@ func sealedLog(t *testing.T, n int) (*env, []string) {
 	return e, files
 }
 
+// appendInNewSegment opens e's log with 4 KiB segments, appends records
+// from..from+n-1 to a segment of their own, and closes it. It returns where
+// that segment's data ends.
+func appendInNewSegment(t *testing.T, e *env, from, n int) (end int64) {
+	t.Helper()
+	e.opts.SegmentSize = 4096
+	l := e.open()
+	l.mu.Lock()
+	if err := l.rollLocked(false, 0); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Unlock()
+	appendN(t, l, from, n)
+	l.mu.Lock()
+	end = l.segs[len(l.segs)-1].size
+	l.mu.Unlock()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return end
+}
+
 // checkAllBut checks that got is records 1..n in order, each with its
 // payload, except those lost says are gone.
 func checkAllBut(t *testing.T, got []Record, n uint64, lost func(seq uint64) bool) {
